@@ -1,0 +1,17 @@
+"""Events: what happened, published after the store committed it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact for live streams: ``job.state`` (a job changed state) or ``job.log`` (new output)."""
+
+    type: str
+    tenant: str
+    job_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = 0.0

@@ -1,0 +1,1 @@
+"""Ports: the interfaces services depend on and adapters implement."""
