@@ -1,0 +1,1 @@
+"""Plain-SQL migrations of the PostgreSQL store, applied in order by version (``NNNN_name.sql``)."""

@@ -1,0 +1,224 @@
+"""The PostgreSQL dialect of the Store port: every statement the adapter runs, by name.
+
+Written for PostgreSQL, not for portability: bulk statements over ``unnest`` arrays,
+``FOR UPDATE SKIP LOCKED`` claims on a partial index, one statement per batch. JSON travels as
+text arrays cast to ``jsonb`` (asyncpg would read a nested list as a multi-dimensional array).
+Unqualified table names resolve through the connection's ``search_path``.
+"""
+
+from __future__ import annotations
+
+# The column order `row_to_job` reads, by position.
+JOB_COLUMNS = (
+    "id, tenant, kind, queue, state, payload, priority, labels, max_attempts, attempts,"
+    " created_at, run_at, timeout_s, result, error, worker_id, started_at, finished_at,"
+    " lease_expires_at, idempotency_key, concurrency_key, concurrency_limit, backoff_s,"
+    " backoff_max_s"
+)
+_J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
+
+# -- migrations ------------------------------------------------------------------------------
+
+MIGRATIONS_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  double precision NOT NULL
+)"""
+CURRENT_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+RECORD_MIGRATION = """
+INSERT INTO schema_migrations (version, name, applied_at)
+VALUES ($1, $2, extract(epoch FROM clock_timestamp()))"""
+
+# -- submit ----------------------------------------------------------------------------------
+
+INSERT_JOBS = """
+INSERT INTO jobs (id, tenant, kind, queue, state, payload, priority, labels, max_attempts,
+                  attempts, created_at, run_at, timeout_s, idempotency_key, concurrency_key,
+                  concurrency_limit, backoff_s, backoff_max_s)
+SELECT id, tenant, kind, queue, state, payload::jsonb, priority, labels::jsonb, max_attempts,
+       0, $17, run_at, timeout_s, idempotency_key, concurrency_key,
+       concurrency_limit, backoff_s, backoff_max_s
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::int[], $8::text[], $9::int[], $10::float8[], $11::float8[], $12::text[],
+            $13::text[], $14::int[], $15::float8[], $16::float8[])
+     AS u(id, tenant, kind, queue, state, payload, priority, labels, max_attempts, run_at,
+          timeout_s, idempotency_key, concurrency_key, concurrency_limit, backoff_s,
+          backoff_max_s)
+ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id"""
+
+JOBS_BY_IDEMPOTENCY_KEY = f"""
+SELECT {_J}
+FROM jobs j
+JOIN unnest($1::text[], $2::text[]) AS k(tenant, idempotency_key)
+  ON j.tenant = k.tenant AND j.idempotency_key = k.idempotency_key"""
+
+NOTIFY_SUBMITTED = "SELECT pg_notify($1, $2)"
+
+# -- claim -----------------------------------------------------------------------------------
+
+# Due scheduled jobs become queued, so the claim scans one partial index in claim order.
+PROMOTE_DUE = """
+UPDATE jobs SET state = 'queued', run_at = NULL
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = 'scheduled' AND run_at <= $1
+    ORDER BY run_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)"""
+
+# A claim must walk `jobs_queued_idx` in order and stop after $1 rows. Without fresh statistics
+# (a burst of submits, a new table) the planner guesses a handful of queued rows and prefers to
+# fetch and sort them all, which costs O(queue length) per claim (and to update the locked rows
+# by scanning the table rather than by TID). Sorts and sequential scans are switched off for the
+# claim's transaction only, so the ordered index scan and the TID scan are the plans whatever the
+# statistics say. Two statements, one round trip (simple query protocol).
+CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off"
+
+# Lock up to $1 candidates in claim order; the adapter then applies concurrency keys.
+CLAIM_CANDIDATES = """
+SELECT id, tenant, concurrency_key, concurrency_limit, ctid
+FROM jobs
+WHERE state = 'queued'
+  AND ($2::text[] IS NULL OR kind = ANY($2::text[]))
+  AND ($3::text[] IS NULL OR queue = ANY($3::text[]))
+  AND labels <@ $4::jsonb
+  AND id <> ALL($5::text[])
+ORDER BY priority DESC, id
+LIMIT $1
+FOR UPDATE SKIP LOCKED"""
+
+# Transaction-level advisory locks per (tenant, concurrency key): while a claimer holds one, it
+# alone counts and places that key's jobs, on every server. Try-locks: never wait, never deadlock.
+TRY_LOCK_CONCURRENCY_KEYS = """
+SELECT t, k, pg_try_advisory_xact_lock(hashtextextended('faena.ck:' || t || ':' || k, 0))
+FROM unnest($1::text[], $2::text[]) AS u(t, k)"""
+
+COUNT_RUNNING_BY_KEY = """
+SELECT j.tenant, j.concurrency_key, count(*)
+FROM jobs j
+JOIN unnest($1::text[], $2::text[]) AS k(tenant, concurrency_key)
+  ON j.tenant = k.tenant AND j.concurrency_key = k.concurrency_key
+WHERE j.state = 'running'
+GROUP BY j.tenant, j.concurrency_key"""
+
+CLAIM_JOBS = f"""
+WITH claimed AS (
+    UPDATE jobs j
+    SET state = 'running', attempts = j.attempts + 1, worker_id = $2, started_at = $3,
+        lease_expires_at = $3::float8 + $4::float8, run_at = NULL
+    WHERE j.ctid = ANY($1::tid[])  -- rows this transaction locked: a TID scan, no estimates
+    RETURNING {_J})
+SELECT * FROM claimed j ORDER BY j.priority DESC, j.id"""
+
+# -- leases and completions ------------------------------------------------------------------
+
+EXTEND_LEASES = """
+UPDATE jobs j
+SET lease_expires_at = $4::float8 + $5::float8
+FROM unnest($1::text[], $2::int[]) AS l(id, attempt)
+WHERE j.id = l.id AND j.state = 'running' AND j.attempts = l.attempt AND j.worker_id = $3
+RETURNING j.id"""
+
+COMPLETE_JOBS = f"""
+UPDATE jobs j
+SET state = c.state,
+    result = c.result::jsonb,
+    error = c.error,
+    finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'cancelled')
+                       THEN $7::float8 ELSE NULL END,
+    run_at = CASE WHEN c.state = 'scheduled' THEN c.run_at ELSE NULL END,
+    lease_expires_at = NULL
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
+     AS c(id, attempt, state, result, error, run_at)
+WHERE j.id = c.id AND j.state = 'running' AND j.attempts = c.attempt
+RETURNING {_J}"""
+
+EXPIRE_LEASES = f"""
+WITH expired AS (
+    SELECT id, lease_expires_at FROM jobs
+    WHERE state = 'running' AND lease_expires_at < $1
+    ORDER BY lease_expires_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED),
+moved AS (
+    UPDATE jobs j
+    SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+        error = 'lease expired (worker ' || coalesce(j.worker_id, 'unknown')
+                || ' stopped heartbeating)',
+        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE $1 END,
+        lease_expires_at = NULL
+    FROM expired
+    WHERE j.id = expired.id
+    RETURNING {_J})
+SELECT j.* FROM moved j JOIN expired e ON e.id = j.id ORDER BY e.lease_expires_at, j.id"""
+
+# -- one job ---------------------------------------------------------------------------------
+
+GET_JOB = f"SELECT {_J} FROM jobs j WHERE j.id = $1 AND j.tenant = $2"
+
+CANCEL_JOB = f"""
+UPDATE jobs j
+SET state = 'cancelled', finished_at = $3, lease_expires_at = NULL, run_at = NULL
+WHERE j.id = $1 AND j.tenant = $2 AND j.state IN ('queued', 'scheduled', 'running')
+RETURNING {_J}"""
+
+RETRY_JOB = f"""
+UPDATE jobs j
+SET state = 'queued', attempts = 0, result = NULL, error = NULL, started_at = NULL,
+    finished_at = NULL, worker_id = NULL, lease_expires_at = NULL, run_at = NULL
+WHERE j.id = $1 AND j.tenant = $2 AND j.state IN ('failed', 'cancelled')
+RETURNING {_J}"""
+
+JOB_STATE = "SELECT state FROM jobs WHERE id = $1 AND tenant = $2"
+
+NEXT_RUN_AT = "SELECT min(run_at) FROM jobs WHERE state = 'scheduled'"
+
+LIST_JOBS = f"""
+SELECT {_J}
+FROM jobs j
+WHERE j.tenant = $1
+  AND ($2::text[] IS NULL OR j.state = ANY($2::text[]))
+  AND ($3::text IS NULL OR j.queue = $3)
+  AND ($4::text IS NULL OR j.kind = $4)
+  AND ($5::text IS NULL OR j.id < $5)
+ORDER BY j.id DESC
+LIMIT $6"""
+
+STATS = """
+SELECT queue, state, count(*) FROM jobs WHERE tenant = $1 GROUP BY queue, state"""
+
+# -- logs ------------------------------------------------------------------------------------
+
+APPEND_LOGS = """
+INSERT INTO job_logs (job_id, tenant, seq, stream, data, ts, attempt)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],
+                     $6::float8[], $7::int[])"""
+
+READ_LOGS = """
+SELECT cursor, job_id, tenant, seq, stream, data, ts, attempt
+FROM job_logs
+WHERE job_id = $1 AND tenant = $2 AND cursor > $3
+ORDER BY cursor
+LIMIT $4"""
+
+# -- API keys --------------------------------------------------------------------------------
+
+API_KEY_COLUMNS = "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at"
+
+CREATE_API_KEY = f"""
+INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
+
+FIND_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE prefix = $1 ORDER BY created_at, id"
+
+LIST_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant = $1 ORDER BY created_at, id"
+
+REVOKE_API_KEY = f"""
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
+WHERE id = $1 AND tenant = $2
+RETURNING {API_KEY_COLUMNS}"""
+
+COUNT_API_KEYS = "SELECT count(*) FROM api_keys"
