@@ -1,0 +1,5 @@
+"""``python -m faena`` is the ``faena`` command."""
+
+from faena.cli import main
+
+main()

@@ -1,0 +1,324 @@
+"""The composition root: settings → adapters → services → the running process.
+
+Nothing else in faena builds adapters or wires services together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from faena.adapters.local_bus import LocalBus
+from faena.config import Settings
+from faena.domain.errors import FaenaError, Unavailable, ValidationError
+from faena.ports.clock import SystemClock
+from faena.ports.store import JobStore
+from faena.services.catalog import KindCatalog
+from faena.services.completions import Completer
+from faena.services.dispatch import LocalPool, PoolConfig
+from faena.services.keys import CreatedKey, KeyService
+from faena.services.leases import LeaseReaper
+from faena.services.logs import LogWriter
+from faena.services.orchestrator import Orchestrator
+
+log = structlog.get_logger("faena")
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The Store adapter for ``database_url`` (not yet opened)."""
+    url = settings.database_url
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from faena.adapters.sqlite.store import SqliteStore
+
+        return SqliteStore(sqlite_path(url), synchronous=settings.sqlite_synchronous)
+    if scheme in {"postgresql", "postgres"}:
+        from faena.adapters.postgres.store import PostgresStore
+
+        return PostgresStore(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    if scheme == "memory":
+        from faena.adapters.memory.store import MemoryStore
+
+        return MemoryStore()
+    raise ValidationError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH, postgresql://... or memory://"
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///./x.db`` and ``sqlite:///x.db`` are relative; ``sqlite:////abs/x.db`` is not."""
+    rest = url[len("sqlite://") :]
+    if not rest.startswith("/") or rest == "/":
+        raise ValidationError(f"bad SQLite URL {url!r}: expected sqlite:///PATH")
+    rest = rest[1:]
+    if rest.startswith("/"):
+        return Path(rest)
+    return Path(rest or "faena.db")
+
+
+def import_task_modules(modules: tuple[str, ...]) -> None:
+    """Import the user's modules so their ``@faena.task`` functions register."""
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            raise ValidationError(f"cannot import {name!r}: {type(e).__name__}: {e}") from None
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    as_json = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything one faena process runs, built from settings; ``start``/``stop`` in order."""
+
+    settings: Settings
+    store: JobStore
+    bus: LocalBus
+    orchestrator: Orchestrator
+    keys: KeyService
+    logs: LogWriter
+    completer: Completer
+    reaper: LeaseReaper
+    executor: Any | None = None
+    pool: LocalPool | None = None
+    bootstrap_key: CreatedKey | None = None
+    port: int = 0
+    _reaper_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.bootstrap_key = await self.keys.bootstrap(self.settings.bootstrap_key)
+        if self.bootstrap_key is not None and self.settings.bootstrap_key is None:
+            write_key_file(self.settings.home, self.bootstrap_key.plaintext)
+        if self.pool is not None:
+            self.pool.start()
+        self._reaper_task = asyncio.get_running_loop().create_task(
+            self.reaper.run(), name="lease-reaper"
+        )
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop(self.settings.shutdown_grace_s)
+        if self._reaper_task is not None:
+            self._reaper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper_task
+        await self.logs.close()
+        await self.completer.close()
+        if self.executor is not None:
+            await self.executor.aclose()
+        await self.store.close()
+
+    async def ready(self) -> dict[str, Any]:
+        await self.store.ping()
+        version = await self.store.schema_version()
+        return {"store": "ok", "schema_version": version}
+
+    def app(self) -> Any:
+        from faena.api.app import create_app
+
+        return create_app(
+            self.orchestrator,
+            self.keys,
+            ready=self.ready,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+
+
+def write_key_file(home: Path, plaintext: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "admin.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(plaintext + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def build_runtime(settings: Settings, *, registry: Any | None = None) -> Runtime:
+    """Wire adapters and services. Imports task modules when a local pool runs; ``registry``
+    replaces the global ``@faena.task`` registry (tests)."""
+    clock = SystemClock()
+    store = open_store(settings)
+    bus = LocalBus()
+    from faena.worker.kinds import validate_payload
+
+    catalog = KindCatalog(validate_payload=validate_payload)
+    orchestrator = Orchestrator(store, bus, clock, catalog)
+    keys = KeyService(store, clock)
+    logs = LogWriter(store, bus, clock)
+    completer = Completer(store, bus, clock)
+    reaper = LeaseReaper(store, bus, clock, interval_s=min(1.0, settings.lease_s / 4))
+    runtime = Runtime(settings, store, bus, orchestrator, keys, logs, completer, reaper)
+    if settings.workers > 0:
+        import_task_modules(settings.imports)
+        from faena.worker.executor import Executor
+        from faena.worker.registry import default_registry
+
+        executor = Executor(
+            registry or default_registry,
+            allow_shell=settings.allow_shell,
+            cpu_workers=settings.cpu_workers,
+        )
+        catalog.add_source(executor.kinds, executor.defaults)
+        pool = LocalPool(
+            store,
+            bus=bus,
+            clock=clock,
+            executor=executor,
+            logs=logs,
+            completer=completer,
+            config=PoolConfig(
+                worker_id=f"{socket.gethostname()}:{os.getpid()}:local",
+                concurrency=settings.workers,
+                lease_s=settings.lease_s,
+                claim_batch=settings.claim_batch,
+            ),
+        )
+        orchestrator.on_runnable(pool.wake)
+        completer.set_on_runnable(pool.wake)
+        reaper.set_on_runnable(pool.wake)
+        runtime.executor = executor
+        runtime.pool = pool
+    return runtime
+
+
+class _Server:
+    """uvicorn without its own signal handling: faena drains its pool before exiting."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop="none",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                yield
+
+        self.server = Server(config)
+
+    async def serve(self, sock: socket.socket) -> None:
+        await self.server.serve(sockets=[sock])
+
+    def exit(self) -> None:
+        if self.server.should_exit:
+            self.server.force_exit = True
+        self.server.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
+
+
+async def serve(settings: Settings, announce: Callable[[Runtime], None]) -> None:
+    """Run a faena process until SIGINT/SIGTERM, then drain and stop in order."""
+    runtime = build_runtime(settings)
+    try:
+        await runtime.start()
+    except FaenaError:
+        await _quietly(runtime.store.close())
+        raise
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except Unavailable:
+        await runtime.stop()
+        raise
+    runtime.port = sock.getsockname()[1]
+    server = _Server(runtime.app(), settings)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        stopping.set()
+        server.exit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    serving = loop.create_task(server.serve(sock), name="http")
+    try:
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
+            await asyncio.sleep(0.005)
+        if not serving.done():
+            announce(runtime)
+        await serving
+    finally:
+        log.info("shutting down")
+        await runtime.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn, so a busy port is a clear error and not an exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise Unavailable(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _quietly(awaitable: Any) -> None:
+    with contextlib.suppress(Exception):
+        await awaitable
+
+
+def install_uvloop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -1,0 +1,1 @@
+"""Services: the use cases of faena, written against ports only."""

@@ -1,0 +1,54 @@
+"""Which kinds this deployment can run, and their declared defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from faena.domain.errors import ValidationError
+from faena.ports.executor import KindDefaults
+
+PayloadValidator = Callable[[str, Any], None]
+
+
+class KindCatalog:
+    """The union of kinds offered by the executors known to this server.
+
+    A job of a kind nobody serves would wait forever, so submit refuses it with the list of kinds
+    that are served.
+    """
+
+    def __init__(self, validate_payload: PayloadValidator | None = None) -> None:
+        self._sources: list[Callable[[], Iterable[str]]] = []
+        self._defaults: list[Callable[[str], KindDefaults | None]] = []
+        self._validate = validate_payload
+
+    def add_source(
+        self,
+        kinds: Callable[[], Iterable[str]],
+        defaults: Callable[[str], KindDefaults | None] | None = None,
+    ) -> None:
+        self._sources.append(kinds)
+        if defaults is not None:
+            self._defaults.append(defaults)
+
+    def kinds(self) -> frozenset[str]:
+        out: set[str] = set()
+        for source in self._sources:
+            out.update(source())
+        return frozenset(out)
+
+    def defaults(self, kind: str) -> KindDefaults | None:
+        for lookup in self._defaults:
+            found = lookup(kind)
+            if found is not None:
+                return found
+        return None
+
+    def check(self, kind: str, payload: Any) -> None:
+        known = self.kinds()
+        if kind not in known:
+            listed = ", ".join(sorted(known)) or "none: start a worker"
+            raise ValidationError(f"unknown kind {kind!r}; kinds served here: {listed}")
+        if self._validate is not None:
+            self._validate(kind, payload)

@@ -1,0 +1,291 @@
+"""The local worker pool: claims runnable jobs in batches, runs them on an executor, renews
+their leases, records outcomes in batches, and hands unfinished jobs back on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from dataclasses import dataclass, field
+
+import structlog
+
+from faena.domain.jobs import Job, JobState
+from faena.domain.logs import LogStream
+from faena.domain.retry import after_failure
+from faena.ports.bus import EventBus
+from faena.ports.clock import Clock, Jitter, system_jitter
+from faena.ports.executor import Executor, OutcomeLike
+from faena.ports.store import ClaimParams, Completion, ExtendLeasesParams, JobStore, LeaseRef
+from faena.services.completions import Completer
+from faena.services.logs import JobLogSink, LogWriter
+from faena.services.orchestrator import state_event
+
+log = structlog.get_logger("faena.pool")
+
+
+class StopReason(enum.Enum):
+    CANCELLED = "cancelled"  # the job was cancelled: the store already says so
+    LEASE_LOST = "lease lost"  # another worker may own it now: record nothing
+    SHUTDOWN = "shutdown"  # hand the job back to the queue
+
+
+@dataclass(slots=True)
+class PoolConfig:
+    worker_id: str
+    concurrency: int = 100
+    lease_s: float = 30.0
+    claim_batch: int = 500
+    poll_s: float = 1.0  # fallback wake-up when nothing notifies (scheduled jobs, other servers)
+    queues: frozenset[str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    task: asyncio.Task[None]
+    stop: StopReason | None = None
+
+
+class LocalPool:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        executor: Executor,
+        logs: LogWriter,
+        completer: Completer,
+        config: PoolConfig,
+        jitter: Jitter = system_jitter,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._executor = executor
+        self._logs = logs
+        self._completer = completer
+        self.config = config
+        self._jitter = jitter
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._claim_loop(), name="pool-claim"),
+            loop.create_task(self._heartbeat_loop(), name="pool-heartbeat"),
+            loop.create_task(self._cancel_listener(), name="pool-cancel"),
+        ]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def wait_idle(self) -> None:
+        """Until no job runs here (including jobs being stopped after a cancel)."""
+        await self._idle.wait()
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Take no new work, give running jobs ``grace_s`` to finish, hand back the rest."""
+        self._stopping = True
+        self._wake.set()
+        self._slot_freed.set()
+        if self._running:
+            log.info("draining", running=len(self._running), grace_s=grace_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await self._idle.wait()
+        for entry in list(self._running.values()):
+            entry.stop = StopReason.SHUTDOWN
+            entry.task.cancel()
+        if self._running:
+            await asyncio.gather(
+                *(e.task for e in list(self._running.values())), return_exceptions=True
+            )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._logs.drain()
+        await self._completer.drain()
+
+    # -- claiming -------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        cfg = self.config
+        while not self._stopping:
+            free = cfg.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                await asyncio.sleep(0)  # let a few more finish: claim in bigger batches
+                continue
+            want = min(free, cfg.claim_batch)
+            self._wake.clear()
+            try:
+                jobs = await self._store.claim(
+                    ClaimParams(
+                        worker_id=cfg.worker_id,
+                        limit=want,
+                        lease_s=cfg.lease_s,
+                        now=self._clock.now(),
+                        kinds=self._executor.kinds(),
+                        queues=cfg.queues,
+                        worker_labels=cfg.labels,
+                    )
+                )
+            except Exception:
+                log.exception("claim failed; retrying")
+                await self._sleep_or_wake(cfg.poll_s)
+                continue
+            if jobs:
+                self._start(jobs)
+            if len(jobs) < want:
+                await self._sleep_or_wake(await self._idle_timeout())
+
+    async def _idle_timeout(self) -> float:
+        timeout = self.config.poll_s
+        try:
+            next_at = await self._store.next_run_at()
+        except Exception:
+            return timeout
+        if next_at is not None:
+            timeout = max(0.0, min(timeout, next_at - self._clock.now()))
+        return timeout
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    def _start(self, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        now = self._clock.now()
+        self._bus.publish([state_event(job, now) for job in jobs])
+        self._idle.clear()
+        for job in jobs:
+            task = loop.create_task(self._run(job))
+            self._running[job.id] = _Running(job, task)
+
+    # -- running --------------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        sink = self._logs.sink(job)
+        outcome: OutcomeLike
+        try:
+            try:
+                outcome = await self._executor.run(job, sink)
+            except asyncio.CancelledError:
+                entry = self._running.get(job.id)
+                if entry is not None and entry.stop is StopReason.SHUTDOWN:
+                    sink.log(LogStream.SYSTEM, "worker shut down; job handed back to the queue")
+                    await self._logs.drain()
+                    self._completer.add(
+                        Completion(job_id=job.id, attempt=job.attempts, state=JobState.QUEUED)
+                    )
+                elif sink.wrote:
+                    await self._logs.drain()
+                return
+            except Exception as exc:  # the executor itself broke: fail the attempt, loudly
+                log.exception("executor error", job_id=job.id)
+                outcome = _Failure(f"internal executor error: {type(exc).__name__}")
+            completion = self._completion(job, outcome, sink)
+            if sink.wrote:
+                await self._logs.drain()  # a job's output is stored before its outcome
+            self._completer.add(completion)
+        finally:
+            self._running.pop(job.id, None)
+            self._slot_freed.set()
+            if not self._running:
+                self._idle.set()
+
+    def _completion(self, job: Job, outcome: OutcomeLike, sink: JobLogSink) -> Completion:
+        if outcome.succeeded:
+            return Completion(
+                job_id=job.id, attempt=job.attempts, state=JobState.SUCCEEDED, result=outcome.result
+            )
+        now = self._clock.now()
+        if outcome.retryable:
+            state, run_at = after_failure(job, now, self._jitter)
+        else:
+            state, run_at = JobState.FAILED, None
+        if state is not JobState.FAILED:
+            wait = f" in {run_at - now:.1f}s" if run_at is not None else ""
+            sink.log(
+                LogStream.SYSTEM,
+                f"attempt {job.attempts}/{job.max_attempts} failed: {outcome.error}; "
+                f"retrying{wait}\n",
+            )
+        return Completion(
+            job_id=job.id,
+            attempt=job.attempts,
+            state=state,
+            result=outcome.result,
+            error=outcome.error,
+            run_at=run_at,
+        )
+
+    # -- leases and cancellation ----------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.config.lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not self._running:
+                continue
+            refs = [LeaseRef(e.job.id, e.job.attempts) for e in self._running.values()]
+            try:
+                held = set(
+                    await self._store.extend_leases(
+                        ExtendLeasesParams(
+                            worker_id=self.config.worker_id,
+                            leases=refs,
+                            lease_s=self.config.lease_s,
+                            now=self._clock.now(),
+                        )
+                    )
+                )
+            except Exception:
+                log.exception("lease renewal failed; retrying")
+                continue
+            for ref in refs:
+                if ref.job_id not in held:
+                    self._stop_job(ref.job_id, StopReason.LEASE_LOST)
+
+    async def _cancel_listener(self) -> None:
+        with contextlib.closing(self._bus.subscribe()) as sub:
+            while True:
+                event = await sub.get()
+                if (
+                    event.type == "job.state"
+                    and event.data.get("state") == JobState.CANCELLED.value
+                    and event.job_id is not None
+                ):
+                    self._stop_job(event.job_id, StopReason.CANCELLED)
+
+    def _stop_job(self, job_id: str, reason: StopReason) -> None:
+        entry = self._running.get(job_id)
+        if entry is not None and entry.stop is None:
+            log.info("stopping job", job_id=job_id, reason=reason.value)
+            entry.stop = reason
+            entry.task.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: str
+    succeeded: bool = False
+    result: object = None
+    retryable: bool = True

@@ -1,0 +1,230 @@
+"""The orchestrator: the use cases behind the jobs API (submit, read, cancel, retry, logs)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+from faena.domain.errors import NotFound, ValidationError
+from faena.domain.events import Event
+from faena.domain.ids import new_id
+from faena.domain.jobs import DEFAULT_QUEUE, MAX_DELAY_S, Job, JobSpec
+from faena.ports.bus import EventBus
+from faena.ports.clock import Clock
+from faena.ports.store import (
+    CancelParams,
+    JobPage,
+    JobStore,
+    ListParams,
+    ReadLogsParams,
+    RetryParams,
+    Stats,
+    StoredLogChunk,
+    SubmitParams,
+    Submitted,
+)
+from faena.services.catalog import KindCatalog
+
+MAX_BATCH = 10_000
+LOG_PAGE = 1000
+FOLLOW_POLL_S = 1.0  # fallback when no event arrives (another server may hold the job)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A client's submission; ``None`` means "use the kind's default, else faena's"."""
+
+    kind: str
+    payload: Any = None
+    queue: str | None = None
+    priority: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    delay_s: float | None = None
+    run_at: float | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int = 1
+    backoff_s: float | None = None
+    backoff_max_s: float | None = None
+
+
+def state_event(job: Job, ts: float) -> Event:
+    return Event(
+        type="job.state",
+        tenant=job.tenant,
+        job_id=job.id,
+        data={
+            "state": job.state.value,
+            "kind": job.kind,
+            "queue": job.queue,
+            "attempts": job.attempts,
+            "error": job.error,
+        },
+        ts=ts,
+    )
+
+
+class Orchestrator:
+    def __init__(self, store: JobStore, bus: EventBus, clock: Clock, catalog: KindCatalog) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.catalog = catalog
+        self._wake_hooks: list[Callable[[], None]] = []
+
+    def on_runnable(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever new work may be claimable (a submit, a retry)."""
+        self._wake_hooks.append(hook)
+
+    def _wake(self) -> None:
+        for hook in self._wake_hooks:
+            hook()
+
+    # -- submit ---------------------------------------------------------------------------
+
+    def to_spec(self, tenant: str, request: JobRequest, now: float) -> JobSpec:
+        self.catalog.check(request.kind, request.payload)
+        if request.delay_s is not None and request.run_at is not None:
+            raise ValidationError("give delay_s or run_at, not both")
+        run_at = request.run_at
+        if request.delay_s is not None:
+            if not (math.isfinite(request.delay_s) and 0 <= request.delay_s <= MAX_DELAY_S):
+                raise ValidationError(f"delay_s must be between 0 and {MAX_DELAY_S:.0f}")
+            run_at = now + request.delay_s
+        elif run_at is not None and not (math.isfinite(run_at) and run_at <= now + MAX_DELAY_S):
+            raise ValidationError("run_at must be at most a year ahead")
+        defaults = self.catalog.defaults(request.kind)
+        spec = JobSpec(
+            kind=request.kind,
+            payload=request.payload,
+            tenant=tenant,
+            queue=request.queue or (defaults and defaults.queue) or DEFAULT_QUEUE,
+            priority=request.priority,
+            labels=request.labels,
+            max_attempts=request.max_attempts or (defaults and defaults.max_attempts) or 1,
+            timeout_s=request.timeout_s or (defaults.timeout_s if defaults else None),
+            run_at=run_at,
+            idempotency_key=request.idempotency_key,
+            concurrency_key=request.concurrency_key,
+            concurrency_limit=request.concurrency_limit,
+            backoff_s=1.0 if request.backoff_s is None else request.backoff_s,
+            backoff_max_s=300.0 if request.backoff_max_s is None else request.backoff_max_s,
+        )
+        return spec.validate()
+
+    async def submit(self, tenant: str, requests: Sequence[JobRequest]) -> list[Submitted]:
+        """Validate every request first, then store them all in one transaction."""
+        if not requests:
+            raise ValidationError("submit at least one job")
+        if len(requests) > MAX_BATCH:
+            raise ValidationError(f"a batch holds at most {MAX_BATCH} jobs")
+        now = self.clock.now()
+        specs = []
+        for i, request in enumerate(requests):
+            try:
+                specs.append(self.to_spec(tenant, request, now))
+            except ValidationError as e:
+                if len(requests) == 1:
+                    raise
+                raise ValidationError(f"job {i}: {e.message}") from None
+        ids = [new_id() for _ in specs]
+        submitted = await self.store.submit_many(SubmitParams(specs=specs, ids=ids, now=now))
+        self.bus.publish([state_event(s.job, now) for s in submitted if s.created])
+        self._wake()
+        return submitted
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def get(self, tenant: str, job_id: str) -> Job:
+        job = await self.store.get(tenant, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    async def wait(self, tenant: str, job_id: str, timeout_s: float) -> Job:
+        """The job once it is terminal, or as it is after ``timeout_s``."""
+        with closing(self.bus.subscribe(tenant=tenant, job_id=job_id)) as sub:
+            job = await self.get(tenant, job_id)
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while not job.is_terminal:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(min(left, FOLLOW_POLL_S)):
+                        event = await sub.get()
+                    if event.type != "job.state" or event.data.get("state") in (None, "running"):
+                        continue
+                except TimeoutError:
+                    pass
+                job = await self.get(tenant, job_id)
+            return job
+
+    async def list_jobs(self, params: ListParams) -> JobPage:
+        return await self.store.list_jobs(params)
+
+    async def stats(self, tenant: str) -> Stats:
+        return await self.store.stats(tenant)
+
+    # -- changes --------------------------------------------------------------------------
+
+    async def cancel(self, tenant: str, job_id: str) -> Job:
+        now = self.clock.now()
+        job = await self.store.cancel(CancelParams(tenant=tenant, job_id=job_id, now=now))
+        self.bus.publish([state_event(job, now)])
+        return job
+
+    async def retry(self, tenant: str, job_id: str) -> Job:
+        now = self.clock.now()
+        job = await self.store.retry(RetryParams(tenant=tenant, job_id=job_id, now=now))
+        self.bus.publish([state_event(job, now)])
+        self._wake()
+        return job
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def read_logs(
+        self, tenant: str, job_id: str, after: int = 0, limit: int = LOG_PAGE
+    ) -> list[StoredLogChunk]:
+        await self.get(tenant, job_id)
+        return await self.store.read_logs(
+            ReadLogsParams(tenant=tenant, job_id=job_id, after=after, limit=limit)
+        )
+
+    async def follow_logs(
+        self, tenant: str, job_id: str, after: int = 0
+    ) -> AsyncIterator[StoredLogChunk]:
+        """Stored chunks after ``after``, then new ones as they are written, until the job is
+        terminal and everything it wrote has been yielded."""
+        with closing(self.bus.subscribe(tenant=tenant, job_id=job_id)) as sub:
+            await self.get(tenant, job_id)
+            while True:
+                chunks = await self.store.read_logs(
+                    ReadLogsParams(tenant=tenant, job_id=job_id, after=after, limit=LOG_PAGE)
+                )
+                for stored in chunks:
+                    yield stored
+                    after = stored.cursor
+                if len(chunks) == LOG_PAGE:
+                    continue
+                job = await self.get(tenant, job_id)
+                if job.is_terminal:
+                    # The pool writes a job's logs before its outcome: what is left is final.
+                    while chunks := await self.store.read_logs(
+                        ReadLogsParams(tenant=tenant, job_id=job_id, after=after, limit=LOG_PAGE)
+                    ):
+                        for stored in chunks:
+                            yield stored
+                            after = stored.cursor
+                    return
+                try:
+                    async with asyncio.timeout(FOLLOW_POLL_S):
+                        await sub.get()
+                except TimeoutError:
+                    pass
