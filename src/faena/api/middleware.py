@@ -1,0 +1,103 @@
+"""A pure-ASGI middleware run around every request: it names the request, refuses bodies over
+the limit without reading them, and turns any unexpected exception into a logged, bare 500."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from faena.api.errors import REQUEST_ID_KEY, error_response
+from faena.domain.errors import PayloadTooLarge
+
+log = structlog.get_logger("faena.api")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        scope[REQUEST_ID_KEY] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        limit = self.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await error_response(413, "payload_too_large", _too_large(limit).message, request_id)(
+                scope, receive, send_with_id
+            )
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send_with_id)
+        except Exception:
+            log.exception(
+                "unhandled error",
+                request_id=request_id,
+                method=scope.get("method"),
+                path=scope.get("path"),
+            )
+            if started:  # too late for an error body: the client sees the stream end
+                return
+            message = f"internal error; request id {request_id}"
+            await error_response(500, "internal", message, request_id)(scope, receive, send_with_id)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    headers: Any = scope.get("headers", ())
+    for key, value in headers:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    value = _header(scope, REQUEST_ID_HEADER)
+    if value is not None and _SAFE_REQUEST_ID.fullmatch(value):
+        return value.decode()
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Route groups, each built around the services it calls."""
