@@ -160,3 +160,21 @@ def _alive(pid: int) -> bool:
     # a zombie (reaped later by init) counts as gone
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_db_migrate_creates_the_schema_and_is_idempotent(faena_env: Env) -> None:
+    first = faena_env.cli("db", "migrate")
+    second = faena_env.cli("db", "migrate")
+    assert first.stdout.startswith("schema at version ")
+    assert first.stdout == second.stdout
+
+
+def test_a_database_url_nobody_can_open_fails_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "FAENA_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "faena"), "db", "migrate"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1:1" in result.stderr
