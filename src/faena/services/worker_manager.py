@@ -1,0 +1,491 @@
+"""The worker manager: remote workers connected to this server, and the scheduler that places
+queued jobs on them.
+
+Each placement round reads up to a window of runnable jobs of the kinds connected workers serve
+(``WorkerStore.peek_runnable``), runs the pure placement pipeline (filters, then the scorer of
+the job's queue) and claims each worker's share with ``WorkerStore.claim_jobs`` (worker id = the
+agent's id; the attempt number is the fencing token), then pushes the assignments. While a
+worker's heartbeats arrive, the server renews its jobs' leases; when they stop or its stream
+drops, the leases expire and the jobs are placed again. Outcomes go through the Completer,
+whose compare-and-swap on the attempt drops a late result from an old attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+
+import structlog
+
+from faena.domain.errors import Unauthorized
+from faena.domain.events import Event
+from faena.domain.jobs import Job, JobState
+from faena.domain.logs import LogChunk, LogStream
+from faena.domain.placement import (
+    Candidate,
+    Demand,
+    Scorer,
+    eligible,
+    plan,
+    scorer_named,
+)
+from faena.domain.retry import after_failure
+from faena.domain.workers import Load, WorkerInfo, WorkerKind, WorkerState
+from faena.ports.bus import EventBus
+from faena.ports.clock import Clock, Jitter, system_jitter
+from faena.ports.store import Completion, ExtendLeasesParams, JobStore, LeaseRef
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
+from faena.ports.workers import ClaimJobsParams, PeekParams, WorkerChannel, WorkerStore
+from faena.services.completions import Completer
+from faena.services.logs import MAX_CHUNK_CHARS, LogWriter
+from faena.services.orchestrator import state_event
+from faena.services.worker_registry import WorkerRegistry
+from faena.services.worker_sessions import (
+    ManagerConfig,
+    Registration,
+    ResultIn,
+    Session,
+    job_resources,
+)
+from faena.services.worker_tokens import WorkerTokens
+from faena.worker.masking import SecretMasker
+
+log = structlog.get_logger("faena.workers")
+
+MAX_WINDOW = 1000  # runnable jobs read per placement round
+MAX_EXPLAINED = 10_000
+
+
+class WorkerManager:
+    def __init__(
+        self,
+        store: JobStore,
+        workers: WorkerStore,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        logs: LogWriter,
+        completer: Completer,
+        registry: WorkerRegistry,
+        tokens: WorkerTokens,
+        config: ManagerConfig,
+        masker: SecretMasker | None = None,
+        jitter: Jitter = system_jitter,
+    ) -> None:
+        self._store = store
+        self._workers = workers
+        self._bus = bus
+        self._clock = clock
+        self._logs = logs
+        self._completer = completer
+        self._registry = registry
+        self._tokens = tokens
+        self.config = config
+        self._masker = masker or SecretMasker()
+        self._jitter = jitter
+        self._default_scorer = scorer_named(config.scorer)
+        self._queue_scorers = {q: scorer_named(n) for q, n in config.queue_scorers.items()}
+        self._sessions: dict[str, Session] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unplaced: OrderedDict[str, str] = OrderedDict()
+        self.placed_total = 0
+        self._observer: JobObserver = NULL_OBSERVER  # metrics of remote starts (issue 7)
+        tokens.on_revoke(self.revoked)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def set_observer(self, observer: JobObserver) -> None:
+        """Report jobs placed on remote workers to ``observer`` (metrics)."""
+        self._observer = observer
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._placement_loop(), name="placement"),
+            loop.create_task(self._lease_loop(), name="remote-leases"),
+            loop.create_task(self._cancel_listener(), name="remote-cancel"),
+            loop.create_task(self._token_loop(), name="remote-tokens"),
+        ]
+
+    async def stop(self) -> None:
+        for session in list(self._sessions.values()):
+            session.channel.close("the server is shutting down", retry=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        ids = list(self._sessions)
+        self._sessions.clear()
+        if ids:
+            with contextlib.suppress(Exception):
+                await self._registry.disconnect(ids)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- what this server knows ----------------------------------------------------------------
+
+    def connected_kinds(self) -> frozenset[str]:
+        out: set[str] = set()
+        for s in self._sessions.values():
+            out.update(s.info.kinds)
+        return frozenset(out)
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        return self._sessions
+
+    def explain(self, job: Job, live: list[WorkerInfo]) -> str | None:
+        """Why a queued job is not running, or None when nothing stands in its way."""
+        if job.state is not JobState.QUEUED and not (
+            job.state is JobState.SCHEDULED
+            and job.run_at is not None
+            and job.run_at <= self._clock.now()
+        ):
+            return None
+        candidates = [self._candidate_of(w) for w in live]
+        _, reason = eligible(_demand(job), candidates)
+        return reason or self._unplaced.get(job.id)
+
+    def _candidate_of(self, w: WorkerInfo) -> Candidate:
+        session = self._sessions.get(w.id)
+        if session is not None:
+            return session.candidate(healthy=True)
+        return Candidate(
+            id=w.id,
+            kinds=w.kinds,
+            labels=w.labels,
+            capacity=w.capacity,
+            free_slots=0
+            if w.state is WorkerState.DRAINING
+            else max(0, w.capacity.slots - w.load.running),
+            load=w.load,
+        )
+
+    # -- connections -----------------------------------------------------------------------------
+
+    async def connect(self, reg: Registration, token_id: str, channel: WorkerChannel) -> Session:
+        now = self._clock.now()
+        old = self._sessions.get(reg.worker_id)
+        if old is not None:  # the same worker again: the old stream is dead or a duplicate
+            old.channel.close("replaced by a newer connection of this worker", retry=False)
+        info = WorkerInfo(
+            id=reg.worker_id,
+            kind=WorkerKind.REMOTE,
+            kinds=reg.kinds,
+            labels=dict(reg.labels),
+            capacity=reg.capacity,
+            version=reg.version,
+            host=reg.host,
+            server=self.config.server_id,
+            started_at=now,
+            last_heartbeat=now,
+            load=Load(running=len(reg.running)),
+        )
+        session = Session(info, channel, token_id, last_heartbeat=now, last_saved=now)
+        self._sessions[reg.worker_id] = session
+        await self._adopt(session, reg.running)
+        await self._registry.save(session.info)
+        log.info(
+            "worker connected",
+            worker_id=reg.worker_id,
+            kinds=sorted(reg.kinds),
+            labels=reg.labels,
+            slots=reg.capacity.slots,
+        )
+        self.wake()
+        return session
+
+    async def _adopt(self, session: Session, running: tuple[tuple[str, int, str], ...]) -> None:
+        """Jobs a reconnecting worker still runs: kept if their lease is still its own."""
+        if not running:
+            return
+        refs = [LeaseRef(job_id, attempt) for job_id, attempt, _ in running]
+        held = set(
+            await self._store.extend_leases(
+                ExtendLeasesParams(session.id, refs, self.config.lease_s, self._clock.now())
+            )
+        )
+        for job_id, attempt, tenant in running:
+            job = await self._store.get(tenant, job_id) if job_id in held else None
+            if job is not None and job.attempts == attempt:
+                session.held[job_id] = job
+            else:
+                session.channel.cancel(job_id, attempt, "lease lost while disconnected")
+
+    async def disconnect(self, session: Session) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+            with contextlib.suppress(Exception):
+                await self._registry.disconnect([session.id])
+            log.info("worker disconnected", worker_id=session.id, running=len(session.held))
+
+    def revoked(self, token_id: str) -> None:
+        for session in list(self._sessions.values()):
+            if session.token_id == token_id:
+                session.channel.close("worker token revoked", retry=False)
+
+    # -- messages from workers -------------------------------------------------------------------
+
+    async def heartbeat(self, session: Session, cpu: float, memory: float) -> None:
+        now = self._clock.now()
+        session.last_heartbeat = now
+        session.info = session.info.evolve(
+            last_heartbeat=now,
+            load=Load(cpu_percent=cpu, memory_percent=memory, running=len(session.held)),
+            state=WorkerState.DRAINING if session.draining else WorkerState.CONNECTED,
+        )
+        if now - session.last_saved >= self._registry.heartbeat_s:
+            session.last_saved = now
+            await self._registry.save(session.info)
+
+    def ack(self, session: Session, job_id: str, attempt: int, accepted: bool, reason: str) -> None:
+        if accepted:
+            return
+        job = session.held.pop(job_id, None)
+        if job is not None and job.attempts == attempt:
+            log.info("worker refused a job", worker_id=session.id, job_id=job_id, reason=reason)
+            self._completer.add(Completion(job_id, attempt, JobState.QUEUED))
+            self.wake()
+
+    def log_chunk(
+        self,
+        session: Session,
+        *,
+        job_id: str,
+        attempt: int,
+        seq: int,
+        stream: LogStream,
+        data: str,
+        ts: float,
+    ) -> None:
+        job = session.held.get(job_id)
+        if job is None or job.attempts != attempt:
+            return  # not (or no longer) this worker's attempt
+        data = self._masker.mask(data)
+        for i, start in enumerate(range(0, max(len(data), 1), MAX_CHUNK_CHARS)):
+            self._logs.add(
+                LogChunk(
+                    job_id=job_id,
+                    seq=seq + i,
+                    stream=stream,
+                    data=data[start : start + MAX_CHUNK_CHARS],
+                    ts=ts,
+                    tenant=job.tenant,
+                    attempt=attempt,
+                )
+            )
+
+    def progress(
+        self, session: Session, job_id: str, attempt: int, fraction: float, message: str
+    ) -> None:
+        job = session.held.get(job_id)
+        if job is None or job.attempts != attempt:
+            return
+        self._bus.publish(
+            [
+                Event(
+                    type="job.progress",
+                    tenant=job.tenant,
+                    job_id=job_id,
+                    data={"fraction": fraction, "message": self._masker.mask(message)},
+                    ts=self._clock.now(),
+                )
+            ]
+        )
+
+    async def result(self, session: Session, r: ResultIn) -> None:
+        job = session.held.pop(r.job_id, None)
+        if job is None or job.attempts != r.attempt:
+            # Not held here (a reconnect to another server, or a stale attempt): the store
+            # decides; an old attempt's outcome is dropped by the compare-and-swap.
+            if job is not None:
+                session.held[r.job_id] = job
+            job = await self._store.get(r.tenant, r.job_id) if r.tenant else None
+            if job is None or job.state is not JobState.RUNNING or job.attempts != r.attempt:
+                log.info(
+                    "late result rejected", worker_id=session.id, job_id=r.job_id, attempt=r.attempt
+                )
+                return
+        session.outcomes.append((r.succeeded, r.run_s))
+        completion = self._completion(job, r)
+        await self._logs.drain()  # a job's output is stored before its outcome
+        self._completer.add(completion)
+        self.wake()
+
+    def _completion(self, job: Job, r: ResultIn) -> Completion:
+        if r.handed_back:
+            return Completion(job.id, r.attempt, JobState.QUEUED)
+        result = self._masker.mask_value(r.result)
+        if r.succeeded:
+            return Completion(job.id, r.attempt, JobState.SUCCEEDED, result=result)
+        error = self._masker.mask(r.error or "failed")
+        now = self._clock.now()
+        state, run_at = (
+            after_failure(job, now, self._jitter) if r.retryable else (JobState.FAILED, None)
+        )
+        return Completion(job.id, r.attempt, state, result=result, error=error, run_at=run_at)
+
+    async def drain(self, session: Session) -> None:
+        session.draining = True
+        session.info = session.info.evolve(state=WorkerState.DRAINING)
+        with contextlib.suppress(Exception):
+            await self._registry.save(session.info)
+        log.info("worker draining", worker_id=session.id, running=len(session.held))
+
+    # -- placement -------------------------------------------------------------------------------
+
+    def _scorer(self, queue: str) -> Scorer:
+        return self._queue_scorers.get(queue, self._default_scorer)
+
+    async def place_once(self) -> int:
+        """One round of placement; returns how many jobs were assigned."""
+        open_sessions = [s for s in self._sessions.values() if not s.draining and s.free_slots > 0]
+        if not open_sessions:
+            return 0
+        now = self._clock.now()
+        kinds: set[str] = set()
+        for s in open_sessions:
+            kinds.update(s.info.kinds)
+        free = sum(s.free_slots for s in open_sessions)
+        window = min(MAX_WINDOW, max(4 * free, 100))
+        jobs = await self._workers.peek_runnable(
+            PeekParams(now=now, limit=window, kinds=frozenset(kinds))
+        )
+        if not jobs:
+            return 0
+        healthy_after = now - max(3 * self.config.heartbeat_s, self.config.lease_s)
+        candidates = [
+            s.candidate(healthy=s.last_heartbeat >= healthy_after) for s in self._sessions.values()
+        ]
+        decided = plan([(j.id, _demand(j), self._scorer(j.queue)) for j in jobs], candidates)
+        for job_id, reason in decided.unplaced.items():
+            self._unplaced[job_id] = reason
+            self._unplaced.move_to_end(job_id)
+        while len(self._unplaced) > MAX_EXPLAINED:
+            self._unplaced.popitem(last=False)
+        placed = 0
+        for worker_id, ids in decided.assignments.items():
+            session = self._sessions.get(worker_id)
+            if session is None:
+                continue
+            claimed = await self._workers.claim_jobs(
+                ClaimJobsParams(worker_id, ids, self.config.lease_s, self._clock.now())
+            )
+            if not claimed:
+                continue
+            if self._sessions.get(worker_id) is not session:  # it left while we claimed
+                for job in claimed:
+                    self._completer.add(Completion(job.id, job.attempts, JobState.QUEUED))
+                continue
+            self._bus.publish([state_event(job, now) for job in claimed])
+            self._observer.started(claimed, now)
+            for job in claimed:
+                self._unplaced.pop(job.id, None)
+                session.held[job.id] = job
+                session.channel.assign(job)
+            placed += len(claimed)
+        self.placed_total += placed
+        return placed
+
+    async def _placement_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                placed = await self.place_once()
+            except Exception:
+                log.exception("placement failed; retrying")
+                placed = 0
+            if placed:
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_s):
+                    await self._wake.wait()
+
+    # -- leases, cancels, revocations ------------------------------------------------------------
+
+    async def renew_leases(self) -> None:
+        now = self._clock.now()
+        silent_after = now - max(3 * self.config.heartbeat_s, self.config.lease_s)
+        for session in list(self._sessions.values()):
+            if session.last_heartbeat < silent_after:
+                log.warning("worker stopped heartbeating", worker_id=session.id)
+                session.channel.close("no heartbeat", retry=True)
+                await self.disconnect(session)
+                continue
+            if not session.held:
+                continue
+            refs = [LeaseRef(j.id, j.attempts) for j in session.held.values()]
+            held = set(
+                await self._store.extend_leases(
+                    ExtendLeasesParams(session.id, refs, self.config.lease_s, now)
+                )
+            )
+            for ref in refs:
+                if ref.job_id not in held and session.held.pop(ref.job_id, None) is not None:
+                    session.channel.cancel(ref.job_id, ref.attempt, "lease lost")
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
+            try:
+                await self.renew_leases()
+            except Exception:
+                log.exception("remote lease renewal failed; retrying")
+
+    async def _cancel_listener(self) -> None:
+        with contextlib.closing(self._bus.subscribe()) as sub:
+            while True:
+                event = await sub.get()
+                if (
+                    event.type == "job.state"
+                    and event.data.get("state") == JobState.CANCELLED.value
+                    and event.job_id is not None
+                ):
+                    self._forward_cancel(event.job_id)
+
+    def _forward_cancel(self, job_id: str) -> None:
+        for session in self._sessions.values():
+            job = session.held.pop(job_id, None)
+            if job is not None:
+                session.channel.cancel(job_id, job.attempts, "cancelled")
+                self.wake()
+
+    async def _token_loop(self) -> None:
+        """Revocations made through other servers; credential renewal before expiry."""
+        renewed: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(self.config.token_check_s)
+            revoked: set[str] = set()
+            for token_id in {s.token_id for s in self._sessions.values()}:
+                try:
+                    await self._tokens.active(token_id)
+                except Unauthorized:
+                    revoked.add(token_id)
+                except Exception:
+                    log.exception("cannot check a worker token; trying again")
+            for session in list(self._sessions.values()):
+                if session.token_id in revoked:
+                    session.channel.close("worker token revoked", retry=False)
+                    continue
+                last = renewed.get(session.id, session.info.started_at)
+                if self._clock.now() - last >= self._tokens.ttl_s / 3:
+                    try:
+                        credential = await self._tokens.renew(session.token_id)
+                    except Exception:
+                        log.exception("cannot renew a worker credential; trying again")
+                        continue
+                    session.channel.renew_credential(credential.text, credential.expires_at)
+                    renewed[session.id] = self._clock.now()
+            for worker_id in set(renewed) - set(self._sessions):
+                del renewed[worker_id]
+
+
+def _demand(job: Job) -> Demand:
+    return Demand(kind=job.kind, labels=job.labels, resources=job_resources(job))
+
+
+__all__ = ["ManagerConfig", "Registration", "ResultIn", "Session", "WorkerManager"]
