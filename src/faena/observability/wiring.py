@@ -1,0 +1,145 @@
+"""How the composition root builds telemetry and hooks it to a runtime's services.
+
+Kept here so ``faena.bootstrap`` gains a few lines only; this module knows the runtime's
+parts (pool, log writer, completer, worker plane) but nothing reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from faena.config import Settings
+from faena.observability.families import Labels
+from faena.observability.metrics import Metrics
+from faena.observability.readiness import OK, Readiness, task_alive
+from faena.observability.telemetry import Telemetry
+from faena.observability.tracing import Tracing, otlp_provider, tracing_wanted
+
+REAPER_STALE_PASSES = 5  # the reaper is stuck after this many intervals without a pass
+
+
+def build_telemetry(settings: Settings, env: Mapping[str, str]) -> Telemetry:
+    """Metrics always; tracing when ``FAENA_TRACING``/``OTEL_*`` ask for it."""
+    from faena import __version__
+
+    tracing = None
+    if tracing_wanted(settings.tracing, env):
+        tracing = Tracing(otlp_provider(__version__), store_sample=settings.trace_store_sample)
+    return Telemetry(Metrics(), tracing, metrics_on=settings.metrics)
+
+
+def observe_runtime(runtime: Any) -> None:
+    """Point the pool at the observer, register scrape-time gauges and the readiness checks."""
+    telemetry: Telemetry = runtime.telemetry
+    metrics = telemetry.metrics
+    metrics.set_depth_source(runtime.store)
+    pool = runtime.pool
+    if pool is not None:
+        pool.set_observer(telemetry)
+
+    def backlogs() -> dict[Labels, float]:
+        return {
+            ("logs",): float(runtime.logs.backlog),
+            ("completions",): float(runtime.completer.backlog),
+        }
+
+    metrics.add_gauge(
+        "faena_backlog",
+        "Items waiting for their group-committed write (log chunks, attempt outcomes).",
+        ("pipeline",),
+        backlogs,
+    )
+    if pool is not None:
+        metrics.add_gauge(
+            "faena_pool_slots",
+            "Slots of this process's local pool, by use (running, total).",
+            ("use",),
+            lambda: {
+                ("running",): float(pool.running),
+                ("total",): float(pool.config.concurrency),
+            },
+        )
+    plane = runtime.workers_plane
+    if plane is not None and hasattr(plane, "registry"):
+        _worker_gauges(metrics, plane.registry)
+    manager = getattr(plane, "manager", None)
+    if manager is not None and hasattr(manager, "set_observer"):
+        manager.set_observer(telemetry)  # starts on remote workers count too
+    runtime.readiness = Readiness(runtime.store, _loops(runtime))
+
+
+def _worker_gauges(metrics: Metrics, registry: Any) -> None:
+    def connected() -> dict[Labels, float]:
+        counts: dict[Labels, float] = {}
+        for w in registry.live_cached():
+            key = (str(getattr(w.kind, "value", w.kind)),)
+            counts[key] = counts.get(key, 0.0) + 1
+        return counts
+
+    def usage(attribute: str) -> dict[Labels, float]:
+        return {(w.id,): float(getattr(w.load, attribute)) for w in registry.live_cached()}
+
+    metrics.add_gauge(
+        "faena_workers_connected",
+        "Live workers known to the registry, by kind.",
+        ("kind",),
+        connected,
+    )
+    metrics.add_gauge(
+        "faena_worker_cpu_percent",
+        "CPU use each live worker reported.",
+        ("worker",),
+        lambda: usage("cpu_percent"),
+    )
+    metrics.add_gauge(
+        "faena_worker_memory_percent",
+        "Memory use each live worker reported.",
+        ("worker",),
+        lambda: usage("memory_percent"),
+    )
+    metrics.add_gauge(
+        "faena_worker_running_jobs",
+        "Jobs each live worker reported running.",
+        ("worker",),
+        lambda: usage("running"),
+    )
+
+
+def _loops(runtime: Any) -> dict[str, Any]:
+    loops: dict[str, Any] = {}
+    pool = runtime.pool
+    if pool is not None:
+        loops["pool"] = lambda: OK if pool.alive else "the pool's loops are not running"
+    reaper = runtime.reaper
+
+    def reaper_state() -> str:
+        state = task_alive(runtime._reaper_task)
+        if state != OK:
+            return state
+        import asyncio
+
+        last = reaper.last_pass
+        stale = REAPER_STALE_PASSES * max(reaper._interval_s, 1.0)
+        if last is not None and asyncio.get_running_loop().time() - last > stale:
+            return f"no pass for more than {stale:g}s"
+        return OK
+
+    loops["reaper"] = reaper_state
+    if runtime.retention is not None:
+        loops["retention"] = lambda: task_alive(runtime._retention_task)
+    automation = runtime.automation
+    webhooks = getattr(automation, "webhooks", None)
+    if webhooks is not None:
+
+        def relay() -> str:
+            tasks = getattr(webhooks, "_tasks", None)
+            if not tasks:
+                return "not started"
+            return next((s for s in map(task_alive, tasks) if s != OK), OK)
+
+        loops["relay"] = relay
+    feed = runtime.feed
+    if feed is not None:
+        loops["change_feed"] = lambda: OK if feed.connected else "not connected (reconnecting)"
+    return loops

@@ -1,0 +1,18 @@
+"use strict";
+// One workflow: schedule, versions, its steps as a DAG, and its runs.
+Faena.page(async ({ data }) => {
+  const { h, api, badge, when, fill } = Faena;
+  const name = data.name;
+  const w = await api("/v1/workflows/" + encodeURIComponent(name));
+  const s = w.schedule;
+  const kv = (k, v) => h("tr", {}, h("th", {}, k), h("td", {}, v || "—"));
+  document.getElementById("schedule").replaceChildren(...(s
+    ? [kv("cron", s.cron), kv("timezone", s.timezone), kv("paused", s.paused ? "yes" : "no"), kv("next run", when(s.next_fire_at))]
+    : [kv("schedule", "none (runs on demand or by trigger)")]));
+  fill(document.querySelector("#versions tbody"), w.versions.map((v) => h("tr", {}, h("td", {}, "v" + v.version), h("td", {}, when(v.created_at)))), 2);
+  drawDag(document.getElementById("dag"), (w.definition && w.definition.steps) || [], null, null);
+  const runs = (await api("/v1/runs?limit=50&workflow=" + encodeURIComponent(name))).runs;
+  fill(document.querySelector("#runs tbody"), runs.map((r) => h("tr", {},
+    h("td", {}, h("a", { href: Faena.UI + "/runs/" + r.id, class: "id" }, Faena.short(r.id))), h("td", { class: "num" }, "v" + r.version),
+    h("td", {}, badge(r.state)), h("td", {}, r.trigger || ""), h("td", {}, when(r.created_at)), h("td", {}, when(r.finished_at)))), 6, "No runs yet.");
+});

@@ -1,0 +1,67 @@
+"""Fixtures of the dashboard tests: one real faena server per module, and Chromium.
+
+Browser tests need Debian's Chromium (``apt-get install chromium``) and Playwright for Python
+(the dev extra). Without Chromium they skip locally and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ui.server import UiServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[UiServer]:
+    live = UiServer().start()
+    yield live
+    live.stop()
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{why}; CI must run the browser tests (see .ci/run)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each page's screenshot goes: ``$FAENA_UI_SCREENSHOTS`` or a pytest temp dir."""
+    chosen = os.environ.get("FAENA_UI_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("ui-screenshots")
+    if folder.exists() and chosen:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,236 @@
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright) against a real
+faena server: sign in, overview, jobs, a live log, cancel, a workflow run's DAG, tenants.
+
+Each test saves a screenshot of its page (see the ``screenshots`` fixture)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the dev extra installs it
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+from tests.ui.server import UiServer
+
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def page(browser: Any, server: UiServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda e: errors.append(str(e)))
+    yield opened
+    context.close()
+    assert not errors, errors  # no JavaScript error on any page
+
+
+def sign_in(page: Any, server: UiServer, key: str | None = None) -> None:
+    page.goto(server.url + "/ui/")
+    page.wait_for_url(re.compile(r"/ui/login"))
+    page.fill("#key", key or server.api_key)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/ui/$"))
+
+
+def shot(page: Any, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def stat(page: Any, state: str) -> int:
+    return int(page.locator(f".stat[data-state={state}] .n").inner_text())
+
+
+def test_sign_in_shows_the_overview_counts(page: Any, server: UiServer, screenshots: Path) -> None:
+    jobs = [server.submit("noop") for _ in range(3)]
+    failing = server.submit("shell", {"command": "echo boom >&2; exit 3"})
+    for job in [*jobs, failing]:
+        server.wait(job["id"])
+    expected = server.api("GET", "/v1/stats")["by_state"]
+
+    sign_in(page, server)
+    page.wait_for_selector(".stat[data-state=succeeded]")
+    assert stat(page, "succeeded") == expected["succeeded"] >= 3
+    assert stat(page, "failed") == expected["failed"] >= 1
+    page.wait_for_selector(f"#failures a[href='/ui/jobs/{failing['id']}']")
+    page.wait_for_selector("#status.s-ok")
+    assert page.locator("#chart svg rect.bar-ok").count() >= 1
+    page.wait_for_selector("#live.on")
+    shot(page, screenshots, "overview")
+
+
+def test_the_overview_counts_follow_new_jobs_live(page: Any, server: UiServer) -> None:
+    sign_in(page, server)
+    page.wait_for_selector("#live.on")
+    before = stat(page, "succeeded")
+    server.wait(server.submit("noop")["id"])
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while stat(page, "succeeded") <= before:  # pages run under a CSP: no eval for wait_for_*
+        assert time.monotonic() < deadline, "the overview did not update"
+        page.wait_for_timeout(50)
+
+
+def test_the_jobs_list_filters_by_state_and_kind(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    server.wait(server.submit("shell", {"command": "exit 1"})["id"])
+    server.submit("noop", labels={"team": "ops"})  # no worker offers team=ops: it stays queued
+    sign_in(page, server)
+    page.goto(server.url + "/ui/jobs")
+    page.wait_for_selector("#jobs tbody tr[data-id]")
+    page.select_option("select[name=state]", "failed")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"state=failed"))
+    page.wait_for_selector("#jobs tbody tr[data-id]")
+    states = page.locator("#jobs tbody td.state").all_inner_texts()
+    assert states and set(states) == {"failed"}
+    shot(page, screenshots, "jobs-failed")
+
+    page.goto(server.url + "/ui/jobs?kind=noop&label=team%3Dops")
+    page.wait_for_selector("#jobs tbody tr[data-id]")
+    kinds = page.locator("#jobs tbody tr[data-id] td:nth-child(2)").all_inner_texts()
+    assert kinds == ["noop"]
+    assert page.input_value("input[name=label]") == "team=ops"
+
+    page.goto(server.url + "/ui/jobs?after=2999-01-01T00%3A00")
+    page.wait_for_selector("#jobs td.empty:has-text('No jobs match')")
+
+
+def test_the_jobs_list_pages_with_cursors(page: Any, server: UiServer) -> None:
+    batch = [{"kind": "noop", "queue": "paging"} for _ in range(60)]
+    server.api("POST", "/v1/jobs/batch", json=batch)
+    sign_in(page, server)
+    page.goto(server.url + "/ui/jobs?queue=paging")
+    page.wait_for_selector("#jobs tbody tr[data-id]")
+    first = page.locator("#jobs tbody tr[data-id]").count()
+    assert first == 50
+    page.click("#next")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(10)
+    page.click("#first")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(50)
+
+
+def test_a_job_page_follows_its_log_live(page: Any, server: UiServer, screenshots: Path) -> None:
+    command = "for i in 1 2 3 4; do echo line $i; sleep 0.5; done; echo oops >&2"
+    sign_in(page, server)
+    job = server.submit("shell", {"command": command})
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    page.wait_for_selector("#log span:has-text('line 1')")
+    # the first line is on screen while the job still runs: it streamed in live
+    assert "line 4" not in page.inner_text("#log")
+    assert page.inner_text("#job-state") == "running"
+    page.wait_for_selector("#job-state.s-succeeded")
+    page.wait_for_selector("#log span.stderr:has-text('oops')")
+    log = page.inner_text("#log")
+    assert [f"line {i}" in log for i in range(1, 5)] == [True] * 4
+    assert page.locator("#cancel").is_hidden()
+    shot(page, screenshots, "job")
+
+
+def test_the_cancel_button_cancels_a_running_job(page: Any, server: UiServer) -> None:
+    sign_in(page, server)
+    job = server.submit("sleep", {"seconds": 30})
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    page.wait_for_selector("#job-state.s-running")
+    page.click("#cancel")
+    page.wait_for_selector("#job-state.s-cancelled")
+    page.wait_for_selector("#retry:visible")
+    assert server.api("GET", f"/v1/jobs/{job['id']}")["state"] == "cancelled"
+
+
+def test_the_retry_button_queues_a_failed_job_again(page: Any, server: UiServer) -> None:
+    job = server.submit("shell", {"command": "exit 4"})
+    server.wait(job["id"])
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    page.wait_for_selector("#job-state.s-failed")
+    page.click("#retry")
+    page.wait_for_selector("#flash:has-text('queued again')")
+    deadline = time.monotonic() + 10
+    while server.api("GET", f"/v1/jobs/{job['id']}")["attempts"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_workflow_run_draws_its_dag_with_step_states(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    if "/v1/runs/{run_id}" not in paths:
+        pytest.skip("this faena has no workflows API yet")
+    flow = {
+        "steps": [
+            {"id": "fetch", "kind": "noop"},
+            {"id": "parse", "kind": "shell", "needs": ["fetch"], "with": {"command": "echo ok"}},
+            {"id": "check", "kind": "noop", "needs": ["fetch"]},
+            {"id": "report", "kind": "noop", "needs": ["parse", "check"]},
+        ]
+    }
+    server.api("PUT", "/v1/workflows/intake", json=flow)
+    run = server.api("POST", "/v1/workflows/intake/runs?wait=10", json={})
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/runs/{run['id']}")
+    page.wait_for_selector("#run-state.s-succeeded")
+    nodes = page.locator("#dag g.node")
+    expect(nodes).to_have_count(4)
+    assert [n.get_attribute("data-state") for n in nodes.all()] == ["succeeded"] * 4
+    assert page.locator("#dag path.edge").count() == 4
+    shot(page, screenshots, "run")
+    page.goto(server.url + "/ui/workflows")
+    page.wait_for_selector("#workflows a:has-text('intake')")
+    shot(page, screenshots, "workflows")
+    page.click("#workflows a:has-text('intake')")
+    expect(page.locator("#dag g.node")).to_have_count(4)
+    page.wait_for_selector(f"#runs a[href='/ui/runs/{run['id']}']")
+    shot(page, screenshots, "workflow")
+
+
+def test_the_workers_page_lists_the_local_pool(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    sign_in(page, server)
+    if "/v1/workers" not in paths:
+        assert page.locator("nav a[href='/ui/workers']").is_hidden()
+        pytest.skip("this faena has no workers API yet")
+    page.click("nav a[href='/ui/workers']")
+    page.wait_for_selector("#workers tbody tr td.mono")
+    shot(page, screenshots, "workers")
+
+
+def test_another_tenant_sees_none_of_the_first_tenants_jobs(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    mine = server.submit("noop")
+    server.wait(mine["id"])
+    sign_in(page, server, server.other_key)
+    page.wait_for_selector(".stat[data-state=succeeded]")
+    assert stat(page, "succeeded") == 0
+    page.wait_for_selector("#tenant:has-text('tenant-b')")
+    page.goto(server.url + "/ui/jobs")
+    page.wait_for_selector("#jobs td.empty")
+    page.goto(f"{server.url}/ui/jobs/{mine['id']}")
+    page.wait_for_selector("#flash:has-text('No job')")
+    shot(page, screenshots, "other-tenant")
+
+
+def test_a_wrong_key_is_refused_at_sign_in(page: Any, server: UiServer, screenshots: Path) -> None:
+    page.goto(server.url + "/ui/login")
+    page.fill("#key", "fk_definitely_not_a_valid_key_000000")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#login-error:has-text('not valid')")
+    shot(page, screenshots, "login")
