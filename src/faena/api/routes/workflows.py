@@ -1,0 +1,209 @@
+"""``/v1/workflows`` and ``/v1/runs``: apply definitions (YAML or JSON), list them and their
+versions, start runs, read, wait for, cancel and retry runs, pause and resume schedules."""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at definition time.
+
+from typing import Annotated, Any
+
+import pydantic
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from faena.api.auth import Authenticator
+from faena.api.body import is_json_media_type, read_json, validate
+from faena.api.errors import ApiError
+from faena.api.responses import JsonResponse
+from faena.api.routes.jobs import ERRORS
+from faena.api.workflow_json import (
+    run_to_json,
+    schedule_to_json,
+    version_to_json,
+    workflow_to_json,
+)
+from faena.domain.auth import Principal
+from faena.domain.errors import ValidationError
+from faena.domain.runs import RunState
+from faena.domain.workflows import load_yaml
+from faena.ports.workflows import ListRunsParams
+from faena.services.workflows import WorkflowService
+
+SCOPE_WORKFLOWS_WRITE = "workflows:write"
+SCOPE_WORKFLOWS_READ = "workflows:read"
+MAX_WAIT_S = 60.0
+MAX_PAGE = 500
+YAML_MEDIA_TYPES = (
+    "application/yaml",
+    "application/x-yaml",
+    "text/yaml",
+    "text/x-yaml",
+    "text/plain",
+)
+
+
+class RunIn(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    inputs: dict[str, Any] = pydantic.Field(default_factory=dict)
+    version: int | None = pydantic.Field(default=None, ge=1)
+    idempotency_key: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+
+
+RUN_IN = pydantic.TypeAdapter(RunIn)
+
+
+def parse_run_states(raw: str | None) -> frozenset[RunState] | None:
+    if not raw:
+        return None
+    states = set()
+    for name in raw.split(","):
+        try:
+            states.add(RunState(name.strip()))
+        except ValueError:
+            known = ", ".join(s.value for s in RunState)
+            raise ValidationError(f"query.state: unknown state {name!r}; use {known}") from None
+    return frozenset(states)
+
+
+async def read_definition(request: Request) -> Any:
+    """The workflow document of a PUT: JSON by content type, else YAML (with line marks)."""
+    content_type = request.headers.get("content-type")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if content_type is not None and is_json_media_type(content_type):
+        return await read_json(request)
+    if content_type is not None and media not in YAML_MEDIA_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {content_type!r} is not supported; send YAML or JSON",
+        )
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_yaml", "request body is not UTF-8 text") from None
+    if not text.strip():
+        raise ApiError(400, "invalid_yaml", "request body is empty; send a workflow document")
+    return load_yaml(text)
+
+
+def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["workflows"], responses=ERRORS)
+    Reader = Annotated[Principal, Depends(auth.require(SCOPE_WORKFLOWS_READ))]
+    Writer = Annotated[Principal, Depends(auth.require(SCOPE_WORKFLOWS_WRITE))]
+    Wait = Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            allow_inf_nan=False,
+            description="seconds to wait for the run to finish",
+        ),
+    ]
+
+    @router.put("/v1/workflows/{name}", summary="Apply a workflow (YAML or JSON): a new version")
+    async def apply(name: str, request: Request, principal: Writer) -> Response:
+        document = await read_definition(request)
+        workflow = service.parse(document, name)
+        result = await service.apply(principal.tenant, workflow)
+        schedule = await service.store.get_schedule(principal.tenant, name)
+        body = workflow_to_json(result.info, secrets=True, schedule=schedule)
+        body["version"] = result.version.version
+        body["created"] = result.created
+        return JsonResponse(
+            body,
+            status_code=201 if result.created else 200,
+            headers={"Location": f"/v1/workflows/{name}"},
+        )
+
+    @router.get("/v1/workflows", summary="List workflows")
+    async def list_workflows(principal: Reader) -> Response:
+        found = await service.list_workflows(principal.tenant)
+        secrets = principal.has_scope(SCOPE_WORKFLOWS_WRITE)
+        return JsonResponse({"workflows": [workflow_to_json(w, secrets=secrets) for w in found]})
+
+    @router.get("/v1/workflows/{name}", summary="A workflow with its versions")
+    async def get_workflow(name: str, principal: Reader) -> Response:
+        info = await service.get(principal.tenant, name)
+        versions = await service.versions(principal.tenant, name)
+        schedule = await service.store.get_schedule(principal.tenant, name)
+        body = workflow_to_json(
+            info, secrets=principal.has_scope(SCOPE_WORKFLOWS_WRITE), schedule=schedule
+        )
+        body["definition"] = versions[0].definition
+        body["versions"] = [
+            {"version": v.version, "created_at": version_to_json(v)["created_at"]} for v in versions
+        ]
+        return JsonResponse(body)
+
+    @router.get("/v1/workflows/{name}/versions/{version}", summary="One version of a workflow")
+    async def get_version(name: str, version: int, principal: Reader) -> Response:
+        return JsonResponse(version_to_json(await service.version(principal.tenant, name, version)))
+
+    @router.post("/v1/workflows/{name}/runs", status_code=201, summary="Start a run")
+    async def start_run(name: str, request: Request, principal: Writer, wait: Wait = 0) -> Response:
+        data = await read_json(request) if (await request.body()).strip() else {}
+        run_in = validate(RUN_IN, data)
+        run, created = await service.start(
+            principal.tenant,
+            name,
+            run_in.inputs,
+            version=run_in.version,
+            idempotency_key=run_in.idempotency_key,
+        )
+        if wait > 0:
+            run = await service.wait_run(principal.tenant, run.id, wait)
+        return JsonResponse(
+            run_to_json(run),
+            status_code=201 if created else 200,
+            headers={"Location": f"/v1/runs/{run.id}"},
+        )
+
+    @router.post("/v1/workflows/{name}/pause", summary="Pause the workflow's schedule")
+    async def pause(name: str, principal: Writer) -> Response:
+        schedule = await service.pause(principal.tenant, name, paused=True)
+        return JsonResponse(schedule_to_json(schedule))
+
+    @router.post("/v1/workflows/{name}/resume", summary="Resume the workflow's schedule")
+    async def resume(name: str, principal: Writer) -> Response:
+        schedule = await service.pause(principal.tenant, name, paused=False)
+        return JsonResponse(schedule_to_json(schedule))
+
+    @router.get("/v1/runs", summary="List runs, newest first")
+    async def list_runs(
+        *,
+        principal: Reader,
+        workflow: Annotated[str | None, Query(max_length=200)] = None,
+        state: Annotated[str | None, Query(description="comma-separated states")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        page = await service.list_runs(
+            ListRunsParams(
+                tenant=principal.tenant,
+                workflow=workflow or None,
+                states=parse_run_states(state),
+                limit=limit,
+                cursor=cursor or None,
+            )
+        )
+        return JsonResponse(
+            {"runs": [run_to_json(r) for r in page.runs], "next_cursor": page.next_cursor}
+        )
+
+    @router.get("/v1/runs/{run_id}", summary="A run with each step (optionally wait)")
+    async def get_run(run_id: str, principal: Reader, wait: Wait = 0) -> Response:
+        if wait > 0:
+            run = await service.wait_run(principal.tenant, run_id, wait)
+        else:
+            run = await service.get_run(principal.tenant, run_id)
+        return JsonResponse(run_to_json(run))
+
+    @router.post("/v1/runs/{run_id}/cancel", summary="Cancel a run and its running steps")
+    async def cancel_run(run_id: str, principal: Writer) -> Response:
+        return JsonResponse(run_to_json(await service.cancel_run(principal.tenant, run_id)))
+
+    @router.post("/v1/runs/{run_id}/retry", summary="Re-run a run from its failed steps")
+    async def retry_run(run_id: str, principal: Writer) -> Response:
+        return JsonResponse(run_to_json(await service.retry_run(principal.tenant, run_id)))
+
+    return router

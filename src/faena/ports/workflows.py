@@ -1,0 +1,227 @@
+"""The WorkflowStore port: workflow versions, runs, schedules, the outbox and webhook
+deliveries. One frozen params dataclass per operation, as in :mod:`faena.ports.store`.
+
+Runs are saved as a compare-and-swap on ``revision``: two servers advancing one run never both
+win. Events passed with a change are written to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from faena.domain.runs import (
+    Delivery,
+    DeliveryState,
+    OutboxEvent,
+    Run,
+    RunState,
+    Schedule,
+    Subscription,
+    WorkflowInfo,
+    WorkflowVersion,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PutWorkflowParams:
+    """Store ``definition`` as a new version unless it equals the latest. The first version
+    creates the workflow with ``hook_token``/``hook_secret``. ``schedule`` replaces the
+    workflow's schedule (None removes it); an unchanged cron keeps its next tick and pause."""
+
+    tenant: str
+    name: str
+    definition: dict[str, Any]
+    now: float
+    hook_token: str
+    hook_secret: str
+    schedule: Schedule | None = None
+    has_triggers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PutWorkflowResult:
+    info: WorkflowInfo
+    version: WorkflowVersion
+    created: bool  # False: identical to the latest version, which is returned
+
+
+@dataclass(frozen=True, slots=True)
+class GetVersionParams:
+    tenant: str
+    name: str
+    version: int | None = None  # None: the latest
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRunParams:
+    """Insert ``run``; with an ``idempotency_key`` already used by the tenant, return that run."""
+
+    run: Run
+    events: Sequence[OutboxEvent] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRun:
+    run: Run
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRunParams:
+    """Replace the run if its stored revision is still ``run.revision``; the saved run has
+    ``revision + 1``. ``events`` go to the outbox in the same transaction."""
+
+    run: Run
+    events: Sequence[OutboxEvent] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListRunsParams:
+    """Newest first; ``cursor`` is the id of the last run of the previous page."""
+
+    tenant: str
+    workflow: str | None = None
+    states: frozenset[RunState] | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[Run]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRunsParams:
+    """Running runs of every tenant, oldest first, after run id ``after``."""
+
+    limit: int = 500
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueSchedulesParams:
+    now: float
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceScheduleParams:
+    """Move a schedule's next tick from ``expected`` to ``next_fire_at`` (compare-and-swap)."""
+
+    tenant: str
+    workflow: str
+    expected: float
+    next_fire_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PauseScheduleParams:
+    """Pause or resume; resuming sets ``next_fire_at`` when given."""
+
+    tenant: str
+    workflow: str
+    paused: bool
+    next_fire_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchOutboxParams:
+    """Turn up to ``limit`` undispatched outbox events into one delivery per matching
+    subscription (each with a fresh id from ``new_id``), and mark them dispatched."""
+
+    now: float
+    limit: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDeliveriesParams:
+    """Pending deliveries due at ``now``; each claimed one is hidden for ``lease_s``."""
+
+    now: float
+    lease_s: float
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDeliveryParams:
+    """The outcome of an attempt, applied if the delivery is still pending at ``attempts``."""
+
+    delivery_id: str
+    attempts: int  # the attempts count the deliverer saw when it claimed it
+    state: DeliveryState
+    next_attempt_at: float
+    now: float
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListDeliveriesParams:
+    tenant: str
+    state: DeliveryState | None = None
+    limit: int = 100
+
+
+class WorkflowStore(Protocol):
+    async def put_workflow(self, params: PutWorkflowParams) -> PutWorkflowResult: ...
+
+    async def get_workflow(self, tenant: str, name: str) -> WorkflowInfo | None: ...
+
+    async def get_workflow_version(self, params: GetVersionParams) -> WorkflowVersion | None: ...
+
+    async def list_workflows(self, tenant: str) -> list[WorkflowInfo]: ...
+
+    async def list_workflow_versions(self, tenant: str, name: str) -> list[WorkflowVersion]: ...
+
+    async def find_hook(self, token: str) -> WorkflowInfo | None: ...
+
+    async def list_triggered_workflows(self) -> list[WorkflowVersion]:
+        """The latest versions, across tenants, of the workflows that declare triggers."""
+
+    async def create_run(self, params: CreateRunParams) -> CreatedRun: ...
+
+    async def get_run(self, tenant: str, run_id: str) -> Run | None: ...
+
+    async def list_runs(self, params: ListRunsParams) -> RunPage: ...
+
+    async def list_active_runs(self, params: ActiveRunsParams) -> list[Run]: ...
+
+    async def save_run(self, params: SaveRunParams) -> Run | None:
+        """The saved run, or None when another writer changed it first."""
+
+    async def save_runs(self, params: Sequence[SaveRunParams]) -> list[Run | None]:
+        """:meth:`save_run` for each, in one transaction (each its own compare-and-swap)."""
+
+    async def get_schedule(self, tenant: str, workflow: str) -> Schedule | None: ...
+
+    async def due_schedules(self, params: DueSchedulesParams) -> list[Schedule]: ...
+
+    async def advance_schedule(self, params: AdvanceScheduleParams) -> bool: ...
+
+    async def pause_schedule(self, params: PauseScheduleParams) -> Schedule:
+        """NotFound when the workflow has no schedule."""
+
+    async def append_events(self, events: Sequence[OutboxEvent]) -> None: ...
+
+    async def create_subscription(self, subscription: Subscription) -> None: ...
+
+    async def list_subscriptions(self, tenant: str) -> list[Subscription]: ...
+
+    async def delete_subscription(self, tenant: str, subscription_id: str) -> None:
+        """NotFound when absent."""
+
+    async def dispatch_outbox(self, params: DispatchOutboxParams) -> int:
+        """How many events were dispatched."""
+
+    async def claim_deliveries(self, params: ClaimDeliveriesParams) -> list[Delivery]: ...
+
+    async def record_delivery(self, params: RecordDeliveryParams) -> bool: ...
+
+    async def list_deliveries(self, params: ListDeliveriesParams) -> list[Delivery]: ...
+
+    async def redrive_delivery(self, tenant: str, delivery_id: str, now: float) -> Delivery:
+        """A dead delivery back to pending with its attempts reset. NotFound; Conflict."""

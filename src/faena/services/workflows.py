@@ -1,0 +1,198 @@
+"""Workflow use cases behind the API and CLI: apply definitions, start, read, wait for, cancel
+and retry runs. The engine (:mod:`faena.services.workflow_engine`) moves runs forward."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping
+from contextlib import closing
+from typing import Any
+
+from faena.domain.cron import check_cron, next_tick
+from faena.domain.errors import NotFound, ValidationError
+from faena.domain.ids import new_id
+from faena.domain.runs import Run, RunState, Schedule, StepRun, WorkflowInfo, WorkflowVersion
+from faena.domain.workflows import WorkflowDef, load_yaml, parse_workflow
+from faena.ports.workflows import (
+    CreateRunParams,
+    GetVersionParams,
+    ListRunsParams,
+    PauseScheduleParams,
+    PutWorkflowParams,
+    PutWorkflowResult,
+    RunPage,
+)
+from faena.services.workflow_engine import WorkflowEngine, run_event
+
+WAIT_POLL_S = 1.0
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class WorkflowService:
+    def __init__(self, engine: WorkflowEngine) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.clock = engine.clock
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def parse(self, document: Any, name: str | None = None) -> WorkflowDef:
+        """Validate a loaded document (``load_yaml``) against the kinds served here."""
+        catalog = self.engine.orchestrator.catalog
+        kinds = catalog.kinds() if catalog.strict else None
+        return parse_workflow(document, name=name, known_kinds=kinds, check_cron=check_cron)
+
+    async def apply_text(
+        self, tenant: str, text: str, name: str | None = None
+    ) -> PutWorkflowResult:
+        return await self.apply(tenant, self.parse(load_yaml(text), name))
+
+    async def apply(self, tenant: str, workflow: WorkflowDef) -> PutWorkflowResult:
+        """Store ``workflow`` as a new version (or return the latest if identical)."""
+        now = self.clock.now()
+        schedule = None
+        if workflow.schedule is not None:
+            spec = workflow.schedule
+            schedule = Schedule(
+                tenant=tenant,
+                workflow=workflow.name,
+                cron=spec.cron,
+                timezone=spec.timezone,
+                catch_up=spec.catch_up,
+                next_fire_at=next_tick(spec.cron, spec.timezone, now),
+            )
+        return await self.store.put_workflow(
+            PutWorkflowParams(
+                tenant=tenant,
+                name=workflow.name,
+                definition=workflow.to_dict(),
+                now=now,
+                hook_token="wh_" + secrets.token_urlsafe(24),
+                hook_secret=secrets.token_urlsafe(32),
+                schedule=schedule,
+                has_triggers=bool(workflow.triggers),
+            )
+        )
+
+    async def get(self, tenant: str, name: str) -> WorkflowInfo:
+        found = await self.store.get_workflow(tenant, name)
+        if found is None:
+            raise NotFound(f"no workflow {name!r}")
+        return found
+
+    async def version(self, tenant: str, name: str, version: int | None = None) -> WorkflowVersion:
+        found = await self.store.get_workflow_version(GetVersionParams(tenant, name, version))
+        if found is None:
+            if version is None or await self.store.get_workflow(tenant, name) is None:
+                raise NotFound(f"no workflow {name!r}")
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        return found
+
+    async def versions(self, tenant: str, name: str) -> list[WorkflowVersion]:
+        found = await self.store.list_workflow_versions(tenant, name)
+        if not found:
+            raise NotFound(f"no workflow {name!r}")
+        return found
+
+    async def list_workflows(self, tenant: str) -> list[WorkflowInfo]:
+        return await self.store.list_workflows(tenant)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        tenant: str,
+        name: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        trigger: str = "api",
+        idempotency_key: str | None = None,
+        advance_now: bool = True,
+    ) -> tuple[Run, bool]:
+        """Start a run of ``name`` (its latest version unless ``version``); with an
+        idempotency key already used, return that run and False. ``advance_now`` submits the
+        first steps before returning; otherwise the engine does it right after (webhooks)."""
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        if version is None:
+            version = (await self.version(tenant, name)).version
+        try:
+            workflow = await self.engine.definition(tenant, name, version)
+        except NotFound:
+            await self.version(tenant, name, version)  # the precise message
+            raise
+        resolved = workflow.resolve_inputs(inputs)
+        now = self.clock.now()
+        run = Run(
+            id=new_id(),
+            tenant=tenant,
+            workflow=name,
+            version=version,
+            state=RunState.RUNNING,
+            inputs=resolved,
+            steps=[StepRun(id=s.id) for s in workflow.steps],
+            created_at=now,
+            updated_at=now,
+            trigger=trigger,
+            idempotency_key=idempotency_key,
+        )
+        created = await self.store.create_run(
+            CreateRunParams(run=run, events=[run_event(run, now)])
+        )
+        if created.created:
+            if not advance_now or self.engine.busy(created.run.id):
+                self.engine.mark(tenant, created.run.id)
+                return created.run, True
+            advanced = await self.engine.advance(tenant, created.run.id)
+            return (advanced or created.run), True
+        return created.run, False
+
+    async def get_run(self, tenant: str, run_id: str) -> Run:
+        found = await self.store.get_run(tenant, run_id)
+        if found is None:
+            raise NotFound(f"no run {run_id!r}")
+        return found
+
+    async def list_runs(self, params: ListRunsParams) -> RunPage:
+        return await self.store.list_runs(params)
+
+    async def wait_run(self, tenant: str, run_id: str, timeout_s: float) -> Run:
+        """The run once terminal, or as it is after ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        with closing(self.engine.bus.subscribe(tenant=tenant)) as sub:
+            run = await self.get_run(tenant, run_id)
+            while not run.state.is_terminal:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(min(left, WAIT_POLL_S)):
+                        while True:
+                            event = await sub.get()
+                            if event.type == "run.state" and event.data.get("run_id") == run_id:
+                                break
+                except TimeoutError:
+                    pass
+                run = await self.get_run(tenant, run_id)
+            return run
+
+    async def cancel_run(self, tenant: str, run_id: str) -> Run:
+        return await self.engine.cancel(tenant, run_id)
+
+    async def retry_run(self, tenant: str, run_id: str) -> Run:
+        return await self.engine.retry(tenant, run_id)
+
+    async def pause(self, tenant: str, name: str, *, paused: bool) -> Schedule:
+        """Pause or resume the workflow's schedule; resuming skips the ticks missed meanwhile."""
+        await self.get(tenant, name)
+        next_fire_at = None
+        if not paused:
+            found = await self.store.get_schedule(tenant, name)
+            if found is not None:
+                next_fire_at = next_tick(found.cron, found.timezone, self.clock.now())
+        return await self.store.pause_schedule(
+            PauseScheduleParams(tenant, name, paused=paused, next_fire_at=next_fire_at)
+        )
