@@ -1,0 +1,665 @@
+"""faena in embedded mode (``faena up``: API, scheduler and local pool in one process) on a
+fresh SQLite file, driven through its HTTP API like a user would. Prints one JSON line in
+the shape of the peers (``bench/peers/_common.py``)::
+
+    python -m bench.faena_embedded throughput --jobs 20000 [--batch 500] [--submitters 4]
+    python -m bench.faena_embedded latency --rate 200 --seconds 10
+
+throughput
+    ``faena up`` starts in a temp dir and is ready (``/readyz`` 200) before the clock starts.
+    ``--submitters`` concurrent keep-alive connections send the jobs as ``POST /v1/jobs/batch``
+    bodies of ``--batch`` ``noop`` jobs (bodies encoded before the clock starts) while the
+    pool is already running them. The clock runs from the first submit until ``GET
+    /v1/stats`` (polled every 20 ms) says every job has succeeded. Unlike the peers (which
+    enqueue everything first and then time the drain), faena's ``seconds`` *include* the
+    submission; ``enqueue_s`` is the submit-only time (first submit to last 201).
+latency
+    ``faena up --import bench.faena_tasks``; 40 warm-up jobs, 0.5 s idle, then an open loop of
+    ``--rate`` jobs/s, each a single ``POST /v1/jobs`` on one keep-alive httpx connection,
+    carrying ``time.time()`` taken just before the request; the ``probe`` task's first line
+    records the delay (the same ``record()`` the peers use).
+
+Both report the server's resident memory (VmRSS, and the high-water mark VmHWM). ``--profile
+FILE`` attaches ``py-spy record`` to the server for the measured phase (needs py-spy in the
+venv). ``bench/faena_postgres.py`` runs the same driver against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import math
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.peers._common import (
+    IDLE_BEFORE_LOAD_S,
+    OUT_DIR_ENV,
+    REPO_ROOT,
+    WARMUP_JOBS,
+    percentile,
+    read_lines,
+)
+
+STATS_POLL_S = 0.02
+READY_TIMEOUT_S = 30.0
+STOP_GRACE_S = 15.0
+
+
+def bench_lock(wait_s: float = 900.0) -> int:
+    """Hold the peers' benchmark lock (``bench/peers/_common.py``: ``flock`` on
+    ``$BENCH_LOCK`` or ``/tmp/faena-bench.lock``) until this process exits, so a faena run
+    never overlaps a peer run on this machine's two cores."""
+    import fcntl
+
+    path = os.environ.get("BENCH_LOCK", os.path.join(tempfile.gettempdir(), "faena-bench.lock"))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another benchmark holds {path}") from None
+            time.sleep(0.2)
+        else:
+            return fd
+
+
+def faena_bin() -> str:
+    path = Path(sys.executable).parent / "faena"
+    return str(path) if path.exists() else "faena"
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of ``pid`` in MB (empty if the process is gone)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes on this machine have used so far (/proc/stat, all cores)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_wait_s: float | None = None, threshold: float = 0.15) -> dict[str, float]:
+    """Wait (up to ``max_wait_s``, default ``$BENCH_QUIET_WAIT`` or 0) until the machine's
+    CPU use over half a second is below ``threshold`` of all cores; report what was seen."""
+    if max_wait_s is None:
+        max_wait_s = float(os.environ.get("BENCH_QUIET_WAIT", "0") or 0)
+    start = time.perf_counter()
+    while True:
+        b0, t0 = machine_busy_s(), time.perf_counter()
+        time.sleep(0.5)
+        util = (machine_busy_s() - b0) / (time.perf_counter() - t0) / (os.cpu_count() or 1)
+        waited = time.perf_counter() - start
+        if util < threshold or waited >= max_wait_s:
+            return {"util_before": round(util, 3), "quiet_wait_s": round(waited, 1)}
+        time.sleep(1.0)
+
+
+class CpuMeter:
+    """CPU used during a phase by the server, by this driver, and by everything else on the
+    machine (``other_cpu_s``: other people's tests, PostgreSQL's background work, ...). A run
+    with a large ``other_cpu_s`` shared the two cores and should not be trusted."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.t0 = time.perf_counter()
+        self.server0 = cpu_seconds(pid) or 0.0
+        self.self0 = time.process_time()
+        self.busy0 = machine_busy_s()
+
+    def read(self) -> dict[str, float]:
+        server = (cpu_seconds(self.pid) or self.server0) - self.server0
+        driver = time.process_time() - self.self0
+        busy = machine_busy_s() - self.busy0
+        wall = time.perf_counter() - self.t0
+        return {
+            "server_cpu_s": round(server, 2),
+            "driver_cpu_s": round(driver, 2),
+            "other_cpu_s": round(max(0.0, busy - server - driver), 2),
+            "machine_cpu_util": round(busy / wall / (os.cpu_count() or 1), 3),
+        }
+
+
+class FaenaServer:
+    """``faena up`` (or ``faena server``) as a subprocess in its own temp dir and session."""
+
+    def __init__(
+        self,
+        *,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
+        command: str = "up",
+        cpus: str | None = None,
+    ) -> None:
+        self.args = args or []
+        self.extra_env = env or {}
+        self.database_url = database_url
+        self.command = command
+        self.cpus = cpus
+        self.key = "fk_bench_" + secrets.token_hex(16)
+        self.home = tempfile.mkdtemp(prefix="bench-faena-")
+        self.log_path = os.path.join(self.home, "server.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.spawned_at = 0.0  # perf_counter just before the spawn
+        self.announced_at = 0.0  # perf_counter when the API line was read
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def spawn(self) -> None:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["FAENA_BOOTSTRAP_KEY"] = self.key
+        env.setdefault("FAENA_LOG_FORMAT", "json")
+        # BENCH_FAENA_SRC: measure another checkout's src/ (e.g. a `git archive` of a commit)
+        # with this venv's dependencies, while the work tree is mid-edit.
+        src = os.environ.get("BENCH_FAENA_SRC", "")
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (src, str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        if self.database_url:
+            env["FAENA_DATABASE_URL"] = self.database_url
+        else:
+            env.pop("FAENA_DATABASE_URL", None)
+        cmd = [faena_bin(), self.command, "--port", "0", *self.args]
+        if self.cpus:
+            cmd = ["taskset", "-c", self.cpus, *cmd]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
+        self.spawned_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_announced(self, timeout: float = READY_TIMEOUT_S) -> str:
+        """Read stdout until the line starting with "API" gives the URL."""
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                for line in buf.decode(errors="replace").splitlines():
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] == "API":
+                        self.url = parts[1]
+                        self.announced_at = time.perf_counter()
+                        return self.url
+        finally:
+            sel.close()
+        raise RuntimeError(
+            f"faena {self.command} did not announce its URL; log:\n{self.log_tail()}"
+        )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, poll_s: float = 0.005) -> float:
+        """Poll /readyz until 200; returns perf_counter at that moment. (http.client, not
+        httpx: creating an httpx client costs tens of ms, which a cold start must not count.)"""
+        if not self.url:
+            self.wait_announced(timeout)
+        parts = urlsplit(self.url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
+            try:
+                conn.request("GET", "/readyz")
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    return time.perf_counter()
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            self.check_alive()
+            time.sleep(poll_s)
+        raise TimeoutError(f"faena not ready within {timeout} s; log:\n{self.log_tail()}")
+
+    def start(self) -> FaenaServer:
+        self.spawn()
+        self.wait_announced()
+        self.wait_ready()
+        return self
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"faena exited early with code {self.proc.returncode}; log:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def memory(self) -> dict[str, float]:
+        s = proc_status(self.pid)
+        return {"rss_mb": s.get("VmRSS", math.nan), "hwm_mb": s.get("VmHWM", math.nan)}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if os.environ.get("BENCH_KEEP_TMP"):
+            print(f"kept {self.home}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> FaenaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class Profiler:
+    """``py-spy record`` attached to a pid until :meth:`stop` (SIGINT writes the file)."""
+
+    def __init__(self, pid: int, path: str | None, rate: int = 250) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        if not path:
+            return
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        fmt = "speedscope" if path.endswith(".json") else "raw" if path.endswith(".txt") else None
+        cmd = [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "-o",
+            path,
+            "--nonblocking",
+        ]
+        if fmt:
+            cmd += ["--format", fmt]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        time.sleep(0.3)  # attach before the measured phase
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if self.proc.returncode not in (0, -signal.SIGINT):
+            print(err.decode(errors="replace")[-800:], file=sys.stderr)
+        self.proc = None
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _client(url: str, key: str, connections: int) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        timeout=60.0,
+    )
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+async def _throughput(server: FaenaServer, opts: argparse.Namespace) -> dict[str, Any]:
+    n, size = opts.jobs, opts.batch
+    body = json.dumps([{"kind": "noop"} for _ in range(size)]).encode()
+    sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    bodies = [body if k == size else json.dumps([{"kind": "noop"}] * k).encode() for k in sizes]
+    mem_idle = server.memory()
+    async with _client(server.url, server.key, opts.submitters + 1) as client:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        for b in bodies:
+            queue.put_nowait(b)
+        submit_ms: list[float] = []
+
+        async def submitter() -> None:
+            while not queue.empty():
+                b = queue.get_nowait()
+                t = time.perf_counter()
+                r = await client.post("/v1/jobs/batch", content=b)
+                submit_ms.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 201:
+                    raise RuntimeError(f"batch submit: HTTP {r.status_code}: {r.text[:300]}")
+
+        profiler = Profiler(server.pid, opts.profile)
+        meter = CpuMeter(server.pid)
+        t0 = time.perf_counter()
+        try:
+            submitters = [asyncio.create_task(submitter()) for _ in range(opts.submitters)]
+            t_submitted: float | None = None
+            t_first: float | None = None
+            done_first = 0
+            deadline = t0 + opts.timeout
+            polls = 0
+            while True:
+                if t_submitted is None and all(s.done() for s in submitters):
+                    for s in submitters:
+                        s.result()  # raise a submit failure
+                    t_submitted = time.perf_counter()
+                r = await client.get("/v1/stats")
+                now = time.perf_counter()
+                polls += 1
+                by_state = r.json()["by_state"]
+                done = by_state.get("succeeded", 0)
+                if by_state.get("failed") or by_state.get("cancelled"):
+                    raise RuntimeError(f"jobs did not succeed: {by_state}")
+                if t_first is None and done > 0:
+                    t_first, done_first = now, done
+                if done >= n:
+                    t_end = now
+                    break
+                if now > deadline:
+                    raise TimeoutError(f"only {done}/{n} jobs succeeded within {opts.timeout} s")
+                if polls % 50 == 0:
+                    server.check_alive()
+                await asyncio.sleep(STATS_POLL_S)
+            if t_submitted is None:
+                await asyncio.gather(*submitters)
+                t_submitted = time.perf_counter()
+            cpu = meter.read()
+        finally:
+            profiler.stop()
+    mem_end = server.memory()
+    seconds = t_end - t0
+    enqueue_s = t_submitted - t0
+    assert t_first is not None
+    steady = (n - done_first) / (t_end - t_first) if t_end > t_first else math.nan
+    submit_ms.sort()
+    return {
+        "jobs": n,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(n / seconds, 1),
+        "enqueue_s": round(enqueue_s, 4),
+        "enqueue_jobs_per_s": round(n / enqueue_s, 1),
+        "startup_s": round(t_first - t0, 4),
+        "steady_jobs_per_s": round(steady, 1),
+        "settle_s": round(max(0.0, t_end - t_submitted), 4),
+        "batch_submit_p50_ms": round(percentile(submit_ms, 50), 2),
+        "batch_submit_max_ms": round(submit_ms[-1], 2),
+        "stats_polls": polls,
+        **cpu,
+        "rss_idle_mb": mem_idle["rss_mb"],
+        "rss_end_mb": mem_end["rss_mb"],
+        "rss_peak_mb": mem_end["hwm_mb"],
+    }
+
+
+# --------------------------------------------------------------------------- latency
+
+
+async def _latency(server: FaenaServer, opts: argparse.Namespace, out_dir: str) -> dict[str, Any]:
+    rate, duration = opts.rate, opts.seconds
+    if rate == int(rate):
+        rate = int(rate)
+    n = round(rate * duration)
+    mem_idle = server.memory()
+    async with _client(server.url, server.key, opts.connections) as client:
+
+        async def submit(enqueued_at: float) -> None:
+            r = await client.post(
+                "/v1/jobs",
+                content=b'{"kind":"probe","payload":{"enqueued_at":%.7f}}' % enqueued_at,
+            )
+            if r.status_code != 201:
+                raise RuntimeError(f"submit: HTTP {r.status_code}: {r.text[:300]}")
+
+        start_deadline = time.perf_counter() + opts.start_timeout
+        for _ in range(WARMUP_JOBS):
+            await submit(-1.0)
+            await asyncio.sleep(0.005)
+        while read_lines(out_dir)[0] < WARMUP_JOBS:
+            if time.perf_counter() > start_deadline:
+                server.check_alive()
+                raise TimeoutError(f"warm-up jobs did not run within {opts.start_timeout} s")
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(IDLE_BEFORE_LOAD_S)
+        server.check_alive()
+
+        profiler = Profiler(server.pid, opts.profile, rate=500)
+        meter = CpuMeter(server.pid)
+        try:
+            submit_s: list[float] = []
+
+            async def timed_submit() -> None:
+                enqueued_at = time.time()
+                await submit(enqueued_at)
+                submit_s.append(time.time() - enqueued_at)
+
+            # Open loop: job i is sent at t0 + i/rate on its own task, whether or not the
+            # requests before it have been answered (up to --connections at once).
+            inflight: set[asyncio.Task[None]] = set()
+            t0 = time.perf_counter()
+            for i in range(n):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(timed_submit())
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            sent_s = time.perf_counter() - t0
+            if inflight:
+                await asyncio.gather(*inflight)
+            deadline = time.perf_counter() + opts.drain_timeout
+            while True:
+                _, lat = read_lines(out_dir)
+                if len(lat) >= n:
+                    break
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"only {len(lat)}/{n} latency jobs ran")
+                await asyncio.sleep(0.02)
+            cpu = meter.read()
+        finally:
+            profiler.stop()
+    mem_end = server.memory()
+    lat.sort()
+    submit_s.sort()
+    return {
+        "rate": rate,
+        "duration_s": duration,
+        "n": len(lat),
+        "sent_s": round(sent_s, 3),
+        "achieved_rate": round(n / sent_s, 1) if sent_s > 0 else None,
+        "p50_ms": _ms(percentile(lat, 50)),
+        "p95_ms": _ms(percentile(lat, 95)),
+        "p99_ms": _ms(percentile(lat, 99)),
+        "max_ms": _ms(lat[-1]),
+        "mean_ms": _ms(sum(lat) / len(lat)),
+        "enqueue_p50_ms": _ms(percentile(submit_s, 50)),
+        "enqueue_p99_ms": _ms(percentile(submit_s, 99)),
+        **cpu,
+        "rss_idle_mb": mem_idle["rss_mb"],
+        "rss_end_mb": mem_end["rss_mb"],
+        "rss_peak_mb": mem_end["hwm_mb"],
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="scenario", required=True)
+    tp = sub.add_parser(
+        "throughput", help="submit N noop jobs in batches, time until all succeeded"
+    )
+    tp.add_argument("--jobs", type=int, default=20_000)
+    tp.add_argument("--batch", type=int, default=500, help="jobs per POST /v1/jobs/batch")
+    tp.add_argument("--submitters", type=int, default=4, help="concurrent batch submitters")
+    tp.add_argument("--timeout", type=float, default=300.0, help="bound on the run (s)")
+    lt = sub.add_parser("latency", help="open-loop load of R single jobs/s for S seconds")
+    lt.add_argument("--rate", type=float, default=200.0)
+    lt.add_argument("--seconds", type=float, default=10.0)
+    lt.add_argument("--start-timeout", type=float, default=60.0)
+    lt.add_argument("--drain-timeout", type=float, default=60.0)
+    lt.add_argument(
+        "--connections", type=int, default=8, help="keep-alive connections for the open loop"
+    )
+    for p in (tp, lt):
+        p.add_argument(
+            "--workers", type=int, default=None, help="local pool slots (faena up default: 100)"
+        )
+        p.add_argument("--profile", default=None, help="py-spy output (.svg, .json, .txt)")
+        p.add_argument("--database-url", default=None, help="store URL (default: fresh SQLite)")
+        p.add_argument("--cpus", default=None, help="pin the server with taskset -c CPUS")
+    return parser
+
+
+def faena_version() -> str:
+    from importlib.metadata import version
+
+    return version("faena")
+
+
+def run(
+    system: str,
+    argv: list[str] | None = None,
+    *,
+    prepare: Callable[[argparse.Namespace], str | None] | None = None,
+) -> int:
+    """Run one scenario and print its JSON line. ``prepare`` returns the database URL to use
+    (and e.g. recreates the database); None means faena's default SQLite file."""
+    opts = build_parser(f"python -m bench.{system.replace('-', '_')}").parse_args(argv)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    head: dict[str, Any] = {"system": system, "scenario": opts.scenario}
+    server: FaenaServer | None = None
+    out_dir = tempfile.mkdtemp(prefix=f"bench-{system}-out-")
+    try:
+        head["version"] = faena_version()
+        bench_lock()
+        database_url = opts.database_url or (prepare(opts) if prepare else None)
+        args: list[str] = []
+        if opts.workers is not None:
+            args += ["--workers", str(opts.workers)]
+        if opts.scenario == "latency":
+            args += ["--import", "bench.faena_tasks"]
+        head["config"] = {
+            "mode": "faena up (API + pool in one process)",
+            "store": (database_url or "sqlite (fresh file)").split("@")[-1],
+            "workers": opts.workers or "default (100)",
+            "client": "httpx keep-alive, same process as the driver",
+            "faena_src": os.environ.get("BENCH_FAENA_SRC") or "installed (work tree)",
+        }
+        if opts.scenario == "throughput":
+            head["config"].update(
+                batch=opts.batch,
+                submitters=opts.submitters,
+                timed="first submit -> GET /v1/stats says all succeeded (includes submission)",
+            )
+        else:
+            head["config"].update(
+                task="bench.faena_tasks.probe (async def)",
+                open_loop=f"one task per job, up to {opts.connections} keep-alive connections",
+            )
+        head["machine"] = wait_quiet()
+        server = FaenaServer(
+            args=args, env={OUT_DIR_ENV: out_dir}, database_url=database_url, cpus=opts.cpus
+        )
+        server.start()
+        if opts.scenario == "throughput":
+            body = asyncio.run(_throughput(server, opts))
+        else:
+            body = asyncio.run(_latency(server, opts, out_dir))
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        print(f"{system} {opts.scenario} failed: {exc}"[-3000:], file=sys.stderr)
+        head["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        print(json.dumps(head), flush=True)
+        return 1
+    finally:
+        if server is not None:
+            server.cleanup()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    first = {"system": system, "scenario": opts.scenario}
+    if opts.scenario == "throughput":
+        first.update({k: body[k] for k in ("jobs", "seconds", "jobs_per_s")})
+    else:
+        first.update({k: body[k] for k in ("rate", "n", "p50_ms", "p95_ms", "p99_ms", "max_ms")})
+    print(json.dumps({**first, **body, **head}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run("faena"))
