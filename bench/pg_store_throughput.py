@@ -10,6 +10,10 @@ Phases, each over the same ``--jobs`` jobs:
   pipeline  all three at once (submitters, claimers and completers overlapping), as a server
             with its worker pool runs them: the end-to-end figure
 
+``--notify off`` disables the NOTIFY triggers (migration 0003) to measure what announcing every
+change costs; with ``on`` (the default) a listener connection counts what other servers would
+hear.
+
 ``--finished N`` first fills the table with N finished jobs (issue 3: claim speed must not
 depend on how many finished jobs the table holds).
 
@@ -148,6 +152,16 @@ async def prefill_finished(url: str, schema: str, n: int) -> None:
         await conn.close()
 
 
+async def set_notify_triggers(url: str, schema: str, *, enabled: bool) -> None:
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        verb = "ENABLE" if enabled else "DISABLE"
+        await conn.execute(f"ALTER TABLE jobs {verb} TRIGGER USER")
+        await conn.execute(f"ALTER TABLE job_logs {verb} TRIGGER USER")
+    finally:
+        await conn.close()
+
+
 async def server_settings(url: str) -> dict[str, str]:
     conn = await asyncpg.connect(url)
     try:
@@ -174,7 +188,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "finished_jobs_in_table": args.finished,
     }
+    listener = await asyncpg.connect(args.url)
+    heard = {"notifications": 0, "bytes": 0, "lines": 0}
+
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        heard["notifications"] += 1
+        heard["bytes"] += len(payload)
+        heard["lines"] += payload.count("\n")
+
     try:
+        if args.notify == "off":
+            await set_notify_triggers(args.url, schema, enabled=False)
+        else:
+            await listener.add_listener(store.channel, on_notify)
         if args.finished:
             await prefill_finished(args.url, schema, args.finished)
         timings: dict[str, float] = {}
@@ -200,7 +226,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["pipeline_end_to_end_jobs_per_s"] = round(piped / (time.perf_counter() - t))
         results["pipeline_jobs"] = piped
         results["complete"] = counts["complete"] == args.jobs and piped == args.jobs
+        await asyncio.sleep(0.2)  # the last notifications
+        results["notify"] = args.notify
+        results["heard"] = heard
     finally:
+        await listener.close()
         await store.close()
         conn = await asyncpg.connect(args.url)
         try:
@@ -223,6 +253,7 @@ def main() -> None:
     parser.add_argument("--submit-batch", type=int, default=500)
     parser.add_argument("--claim-batch", type=int, default=200)
     parser.add_argument("--complete-batch", type=int, default=1000)
+    parser.add_argument("--notify", choices=("on", "off"), default="on", help="NOTIFY triggers")
     parser.add_argument("--finished", type=int, default=0, help="finished jobs to prefill")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="per phase")
     args = parser.parse_args()

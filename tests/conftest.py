@@ -7,8 +7,7 @@ cannot be reached they are skipped on a developer machine and **fail** under ``C
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         WaitTimeout,
     )
     from faena.worker.context import current_job
+    from faena.workflow_builder import Workflow, workflow
 
 __version__ = "0.1.0"
 
@@ -55,9 +56,11 @@ __all__ = [
     "Unavailable",
     "ValidationError",
     "WaitTimeout",
+    "Workflow",
     "__version__",
     "current_job",
     "task",
+    "workflow",
 ]
 
 _LAZY = {
@@ -71,6 +74,8 @@ _LAZY = {
     "LogChunk": "faena.client",
     "WaitTimeout": "faena.client",
     "current_job": "faena.worker.context",
+    "Workflow": "faena.workflow_builder",
+    "workflow": "faena.workflow_builder",
 }
 
 

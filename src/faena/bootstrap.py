@@ -24,8 +24,11 @@ import structlog
 from faena.adapters.local_bus import LocalBus
 from faena.config import Settings
 from faena.domain.errors import FaenaError, Unavailable, ValidationError
+from faena.ports.backup import BackupReport, StoreBackup
+from faena.ports.bus import ChangeFeed
 from faena.ports.clock import SystemClock
-from faena.ports.store import JobStore
+from faena.ports.store import JobStore, NotifyingStore
+from faena.services.breaker import CircuitBreaker, guarded
 from faena.services.catalog import KindCatalog
 from faena.services.completions import Completer
 from faena.services.dispatch import LocalPool, PoolConfig
@@ -33,6 +36,7 @@ from faena.services.keys import CreatedKey, KeyService
 from faena.services.leases import LeaseReaper
 from faena.services.logs import LogWriter
 from faena.services.orchestrator import Orchestrator
+from faena.services.retention import DAY_S, Retention
 
 log = structlog.get_logger("faena")
 
@@ -56,6 +60,35 @@ def open_store(settings: Settings) -> JobStore:
     raise ValidationError(
         f"unsupported database URL {url!r}: use sqlite:///PATH, postgresql://... or memory://"
     )
+
+
+def open_backup(settings: Settings) -> StoreBackup:
+    """The backup adapter for ``database_url``: SQLite's online backup, or pg_dump/pg_restore."""
+    url = settings.database_url
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from faena.adapters.sqlite.backup import SqliteBackup
+
+        return SqliteBackup(sqlite_path(url))
+    if scheme in {"postgresql", "postgres"}:
+        from faena.adapters.postgres.backup import PostgresBackup
+
+        return PostgresBackup(url)
+    if scheme == "memory":
+        raise ValidationError("a memory:// store keeps nothing to back up or restore")
+    raise ValidationError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+    )
+
+
+async def backup_store(settings: Settings, path: Path, *, overwrite: bool = False) -> BackupReport:
+    """Write a verified backup of the configured store to ``path`` (faena may keep running)."""
+    return await open_backup(settings).backup(path, overwrite=overwrite)
+
+
+async def restore_store(settings: Settings, path: Path, *, force: bool = False) -> BackupReport:
+    """Replace the configured store's contents with the backup at ``path`` (faena stopped)."""
+    return await open_backup(settings).restore(path, force=force)
 
 
 def sqlite_path(url: str) -> Path:
@@ -121,6 +154,14 @@ class Runtime:
     bootstrap_key: CreatedKey | None = None
     port: int = 0
     _reaper_task: asyncio.Task[None] | None = None
+    workers_plane: Any | None = None  # faena.bootstrap_workers.WorkerPlane (issue 4)
+    retention: Retention | None = None  # purges old finished jobs (FAENA_RETENTION_DAYS)
+    _retention_task: asyncio.Task[None] | None = None
+    feed: ChangeFeed | None = None  # other servers' changes (a store that supports notify)
+    workflows: Any | None = None  # faena.services.workflows.WorkflowService (issue 5)
+    telemetry: Any | None = None  # faena.observability.Telemetry: metrics and tracing (issue 7)
+    readiness: Any | None = None  # faena.observability.readiness.Readiness (issue 7)
+    automation: Any | None = None  # faena.services.automation.Automation: engine, cron, hooks
 
     async def start(self) -> None:
         await self.store.open()
@@ -129,24 +170,49 @@ class Runtime:
             write_key_file(self.settings.home, self.bootstrap_key.plaintext)
         if self.pool is not None:
             self.pool.start()
+        if self.feed is not None:
+            self.feed.start(self.bus.publish, self.orchestrator.wake_claimers)
         self._reaper_task = asyncio.get_running_loop().create_task(
             self.reaper.run(), name="lease-reaper"
         )
+        if self.retention is not None:
+            self._retention_task = asyncio.get_running_loop().create_task(
+                self.retention.run(), name="retention"
+            )
+        if self.automation is not None:
+            self.automation.start()
+        if self.workers_plane is not None:
+            await self.workers_plane.start()
 
     async def stop(self) -> None:
+        if self.workers_plane is not None:
+            await self.workers_plane.stop()
+        if self.automation is not None:
+            await self.automation.stop()
         if self.pool is not None:
             await self.pool.stop(self.settings.shutdown_grace_s)
         if self._reaper_task is not None:
             self._reaper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper_task
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        if self.feed is not None:
+            await self.feed.stop()
         await self.logs.close()
         await self.completer.close()
         if self.executor is not None:
             await self.executor.aclose()
         await self.store.close()
+        if self.telemetry is not None and self.telemetry.tracing is not None:
+            self.telemetry.tracing.shutdown()  # flushes the spans still batched
 
     async def ready(self) -> dict[str, Any]:
+        if self.readiness is not None:  # store, migrations and background loops (issue 7)
+            found: dict[str, Any] = await self.readiness.check()
+            return found
         await self.store.ping()
         version = await self.store.schema_version()
         return {"store": "ok", "schema_version": version}
@@ -159,6 +225,10 @@ class Runtime:
             self.keys,
             ready=self.ready,
             max_body_bytes=self.settings.max_body_bytes,
+            automation=self.automation,
+            workers=self.workers_plane,
+            telemetry=self.telemetry,
+            ui=self.settings.ui,
         )
 
 
@@ -172,14 +242,31 @@ def write_key_file(home: Path, plaintext: str) -> Path:
     return path
 
 
-def build_runtime(settings: Settings, *, registry: Any | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, registry: Any | None = None, telemetry: Any | None = None
+) -> Runtime:
     """Wire adapters and services. Imports task modules when a local pool runs; ``registry``
     replaces the global ``@faena.task`` registry (tests)."""
     clock = SystemClock()
     store = open_store(settings)
+    feed = store.change_feed() if isinstance(store, NotifyingStore) else None
+    from faena.observability.wiring import build_telemetry
+
+    if telemetry is None:  # tests hand in their own (an in-memory span exporter)
+        telemetry = build_telemetry(settings, dict(os.environ))
+    store = telemetry.wrap_store(store)
+    if settings.db_breaker_failures > 0:
+        store = guarded(
+            store,
+            CircuitBreaker(
+                failures=settings.db_breaker_failures, reset_s=settings.db_breaker_reset_s
+            ),
+        )
     bus = LocalBus()
     from faena.worker.kinds import validate_payload
 
+    # Strict on every store: the kinds served are this process's and those of every live worker
+    # in the shared registry (see build_worker_plane), so a kind nobody serves is refused.
     catalog = KindCatalog(validate_payload=validate_payload)
     orchestrator = Orchestrator(store, bus, clock, catalog)
     keys = KeyService(store, clock)
@@ -187,6 +274,25 @@ def build_runtime(settings: Settings, *, registry: Any | None = None) -> Runtime
     completer = Completer(store, bus, clock)
     reaper = LeaseReaper(store, bus, clock, interval_s=min(1.0, settings.lease_s / 4))
     runtime = Runtime(settings, store, bus, orchestrator, keys, logs, completer, reaper)
+    runtime.telemetry = telemetry
+    orchestrator.set_observer(telemetry)
+    completer.set_observer(telemetry)
+    reaper.set_observer(telemetry)
+    if settings.retention_days > 0:
+        runtime.retention = Retention(store, clock, keep_s=settings.retention_days * DAY_S)
+    runtime.feed = feed if store.supports_notify else None
+    from faena.services.automation import build_automation
+
+    runtime.automation = build_automation(
+        store,  # type: ignore[arg-type]  # every adapter is also a WorkflowStore
+        orchestrator,
+        bus,
+        clock,
+        sweep_s=settings.workflow_sweep_s,
+        schedule_poll_s=settings.schedule_poll_s,
+        delivery_poll_s=settings.delivery_poll_s,
+    )
+    runtime.workflows = runtime.automation.workflows
     if settings.workers > 0:
         import_task_modules(settings.imports)
         from faena.worker.executor import Executor
@@ -210,6 +316,7 @@ def build_runtime(settings: Settings, *, registry: Any | None = None) -> Runtime
                 concurrency=settings.workers,
                 lease_s=settings.lease_s,
                 claim_batch=settings.claim_batch,
+                poll_s=settings.claim_poll_s,
             ),
         )
         orchestrator.on_runnable(pool.wake)
@@ -217,6 +324,23 @@ def build_runtime(settings: Settings, *, registry: Any | None = None) -> Runtime
         reaper.set_on_runnable(pool.wake)
         runtime.executor = executor
         runtime.pool = pool
+    from faena.bootstrap_workers import build_worker_plane, record_local_pool
+
+    runtime.workers_plane = build_worker_plane(
+        settings,
+        store=store,
+        bus=bus,
+        clock=clock,
+        logs=logs,
+        completer=completer,
+        catalog=catalog,
+        orchestrator=orchestrator,
+    )
+    if runtime.pool is not None:
+        record_local_pool(runtime.workers_plane, runtime.pool, runtime.executor, clock)
+    from faena.observability.wiring import observe_runtime
+
+    observe_runtime(runtime)
     return runtime
 
 
@@ -268,7 +392,9 @@ async def serve(settings: Settings, announce: Callable[[Runtime], None]) -> None
         raise
     try:
         sock = bind_socket(settings.host, settings.port)
-    except Unavailable:
+        if runtime.workers_plane is not None:  # the worker protocol, beside the HTTP API
+            await runtime.workers_plane.serve_grpc()
+    except FaenaError:
         await runtime.stop()
         raise
     runtime.port = sock.getsockname()[1]

@@ -33,10 +33,29 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_breaker_failures: int = 5  # store errors in a row that open the circuit breaker; 0: off
+    db_breaker_reset_s: float = 2.0  # how long an open breaker fails fast before probing
     claim_batch: int = 500
+    claim_poll_s: float = 1.0  # the pool's fallback claim when nothing woke it (NOTIFY, submits)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     cpu_workers: int | None = None
+    retention_days: float = 30.0  # finished jobs older than this are deleted; 0: kept forever
+    workflow_sweep_s: float = 2.0  # how often running workflow runs are re-checked
+    schedule_poll_s: float = 1.0  # how often due cron ticks are looked for
+    delivery_poll_s: float = 0.5  # how often the outbox and webhook deliveries are relayed
+    # -- remote workers (issue 4) --
+    tls_cert: Path | None = None  # TLS for the worker protocol (with tls_key)
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # mutual TLS: workers must show a certificate it signed
+    placement: str = "weighted"  # scorer of remote placement: weighted | spread | bin-packing
+    placement_queues: str = ""  # per queue: "reports=bin-packing,web=spread"
+    grpc_max_message_bytes: int = 4 * 1024 * 1024
+    # -- observability (issue 7) --
+    metrics: bool = True  # serve Prometheus metrics at /metrics (no auth)
+    tracing: str = "auto"  # auto (on when OTEL_EXPORTER_OTLP_ENDPOINT is set) | on | off
+    trace_store_sample: float = 0.1  # share of store calls traced under a traced request/job
+    ui: bool = True  # serve the dashboard at /ui
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +93,30 @@ class Settings:
             raise ValidationError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
         if self.log_format not in {"auto", "json", "console"}:
             raise ValidationError("log_format must be auto, json or console")
+        if not 0.01 <= self.claim_poll_s <= 3600:
+            raise ValidationError("claim_poll_s must be between 0.01 and 3600 seconds")
+        if self.db_breaker_failures < 0 or not 0 < self.db_breaker_reset_s <= 600:
+            raise ValidationError(
+                "db_breaker_failures must be >= 0 (0: no breaker) and db_breaker_reset_s "
+                "between 0 and 600 seconds"
+            )
+        if self.tracing not in {"auto", "on", "off"}:
+            raise ValidationError("tracing must be auto, on or off")
+        if not 0 <= self.trace_store_sample <= 1:
+            raise ValidationError("trace_store_sample must be between 0 and 1")
+        if not 0 <= self.retention_days <= 36_500:
+            raise ValidationError("retention_days must be between 0 (keep forever) and 36500")
+
+    def queue_scorers(self) -> dict[str, str]:
+        """``placement_queues`` as a mapping of queue to scorer name."""
+        out: dict[str, str] = {}
+        for part in self.placement_queues.split(","):
+            if part.strip():
+                queue, sep, scorer = part.partition("=")
+                if not sep or not queue.strip() or not scorer.strip():
+                    raise ValidationError("placement_queues must read QUEUE=SCORER,...")
+                out[queue.strip()] = scorer.strip()
+        return out
 
     def evolve(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -94,6 +94,7 @@ class Env:
             "FAENA_LEASE_S": "2",
             "FAENA_SHUTDOWN_GRACE_S": "5",
             "FAENA_LOG_FORMAT": "json",
+            "FAENA_GRPC_PORT": "0",  # the worker protocol on any free port: tests never collide
             "PYTHONPATH": str(root),
         }
         self.processes: list[FaenaProcess] = []
@@ -103,6 +104,23 @@ class Env:
         self.env["FAENA_SERVER"] = process.url
         self.processes.append(process)
         return process
+
+    def server(self, *args: str, env: dict[str, str] | None = None) -> FaenaProcess:
+        """One more ``faena server`` on a free port, on this environment's database; ``env``
+        adds variables for this process only. ``FAENA_SERVER`` is left as it was."""
+        process = FaenaProcess(
+            ["server", "--port", "0", "--grpc-port", "0", *args],
+            self.root,
+            {**self.env, **(env or {})},
+        ).start()
+        self.processes.append(process)
+        return process
+
+    def api_at(self, process: FaenaProcess) -> httpx.Client:
+        """A client of one given process (``api()`` talks to ``FAENA_SERVER``)."""
+        return httpx.Client(
+            base_url=process.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        )
 
     def cli(
         self, *args: str, check: bool = True, timeout: float = 60
@@ -185,6 +203,18 @@ def faena_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
         yield env
         env.close()
         return
+    for url in _postgres_database():
+        env = Env(tmp_path, url)
+        try:
+            yield env
+        finally:
+            env.close()
+
+
+@pytest.fixture
+def pg_env(tmp_path: Path) -> Iterator[Env]:
+    """Like ``faena_env``, PostgreSQL only: for what only a shared database can do (several
+    servers on one database)."""
     for url in _postgres_database():
         env = Env(tmp_path, url)
         try:

@@ -219,9 +219,18 @@ async def test_a_claim_walks_the_queued_index_in_order_even_without_statistics(
 async def test_submitting_jobs_notifies_listeners(
     pg_store: PostgresStore, pg_admin: asyncpg.Connection
 ) -> None:
+    """One notification on the store's channel, from its origin, one line per job."""
     heard: asyncio.Queue[str] = asyncio.Queue()
-    await pg_admin.add_listener(NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    await pg_admin.add_listener(pg_store.channel, lambda *args: heard.put_nowait(args[3]))
 
-    await submit(pg_store, [JobSpec(kind="noop", tenant="acme")])
+    [job_id] = await submit(pg_store, [JobSpec(kind="noop", tenant="acme")])
 
-    assert await asyncio.wait_for(heard.get(), 5) == "acme"
+    payload = await asyncio.wait_for(heard.get(), 5)
+    assert payload == f"faena1 {pg_store.origin}\nqueued 0 acme {job_id}"
+
+
+def test_each_schema_has_its_own_channel() -> None:
+    assert PostgresStore("postgresql://x/db").channel == NOTIFY_CHANNEL
+    assert PostgresStore("postgresql://x/db", schema="s1").channel == f"{NOTIFY_CHANNEL}_s1"
+    long = PostgresStore("postgresql://x/db", schema="s" * 63).channel
+    assert long.startswith(NOTIFY_CHANNEL) and len(long) <= 63

@@ -22,9 +22,11 @@ PUBLIC = {
     "Unavailable",
     "ValidationError",
     "WaitTimeout",
+    "Workflow",
     "__version__",
     "current_job",
     "task",
+    "workflow",
 }
 
 

@@ -92,3 +92,13 @@ def test_no_walk_through_the_machine_leaves_a_succeeded_job(path: list[JobState]
     for target in path:
         with pytest.raises(Conflict):
             check_transition(state, target)
+
+
+def test_ids_made_in_a_batch_sort_after_earlier_ones_and_are_unique() -> None:
+    from faena.domain.ids import new_ids
+
+    first = new_id()
+    batch = new_ids(10_000)
+    assert batch == sorted(batch)
+    assert first < batch[0]
+    assert len(set(batch)) == len(batch)

@@ -30,6 +30,10 @@ def create_app(
     ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     sse_keepalive_s: float = SSE_KEEPALIVE_S,
+    automation: Any | None = None,
+    workers: Any | None = None,
+    telemetry: Any | None = None,
+    ui: bool = True,
 ) -> FastAPI:
     from faena import __version__
 
@@ -43,8 +47,35 @@ def create_app(
     app.include_router(system_router(orchestrator, auth, ready))
     app.include_router(jobs_router(orchestrator, auth, sse_keepalive_s=sse_keepalive_s))
     app.include_router(keys_router(keys, auth))
+    if automation is not None:  # faena.services.automation.Automation (workflows, webhooks)
+        from faena.api.routes.hooks import hooks_router
+        from faena.api.routes.workflows import workflows_router
+
+        app.include_router(workflows_router(automation.workflows, auth))
+        app.include_router(hooks_router(automation.hooks, automation.webhooks, auth))
+    if workers is not None:  # faena.bootstrap_workers.WorkerPlane (issue 4)
+        from faena.api.routes.workers import workers_router
+
+        app.include_router(workers_router(workers.registry, workers.tokens, auth))
+    from faena.api.routes.events import events_router
+
+    app.include_router(events_router(orchestrator.bus, keys))
+    if telemetry is not None and telemetry.metrics_on:  # faena.observability (issue 7)
+        from faena.observability.routes import metrics_router
+
+        app.include_router(metrics_router(telemetry.metrics))
+    if ui:  # the dashboard (issue 7): static pages, a client of this API
+        from faena.ui.routes import mount_ui
+
+        mount_ui(app)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=max_body_bytes)
+    if telemetry is not None and telemetry.enabled:  # outermost: sees the route and status
+        from faena.observability.http import TelemetryMiddleware
+
+        app.add_middleware(
+            TelemetryMiddleware, metrics=telemetry.metrics, tracing=telemetry.tracing
+        )
     _publish_input_schemas(app)
     return app
 

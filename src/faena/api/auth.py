@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import structlog
 from fastapi import Request
 
 from faena.domain.auth import Principal
@@ -35,6 +36,7 @@ class Authenticator:
 
         async def principal(request: Request) -> Principal:
             found = await self.keys.authenticate(bearer_token(request))
+            structlog.contextvars.bind_contextvars(tenant=found.tenant)  # in every log line
             if not found.has_scope(scope):
                 raise Forbidden(f"this API key lacks the {scope!r} scope")
             return found

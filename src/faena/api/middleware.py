@@ -63,6 +63,8 @@ class RequestMiddleware:
                     raise _too_large(limit)
             return message
 
+        # Every log line of this request carries its id (and, once authenticated, its tenant).
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, counting_receive, send_with_id)
         except Exception:
@@ -76,6 +78,9 @@ class RequestMiddleware:
                 return
             message = f"internal error; request id {request_id}"
             await error_response(500, "internal", message, request_id)(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+            structlog.contextvars.unbind_contextvars("tenant")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

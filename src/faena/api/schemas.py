@@ -64,6 +64,15 @@ LabelKey = Annotated[str, Field(min_length=1, max_length=100)]
 LabelValue = Annotated[str, Field(max_length=MAX_LABEL_VALUE)]
 
 
+class Resources(BaseModel):
+    """What a job needs of a worker (remote placement reserves it on the worker)."""
+
+    model_config = STRICT
+
+    cpu: Annotated[float, Field(ge=0, le=4096)] = 0
+    memory_mb: Annotated[int, Field(ge=0, le=64 * 1024 * 1024)] = 0
+
+
 class JobIn(BaseModel):
     """A job to submit. ``retries`` is an alternative to ``max_attempts`` (= retries + 1)."""
 
@@ -86,6 +95,9 @@ class JobIn(BaseModel):
     concurrency_limit: Annotated[int, Field(ge=1, le=10_000)] = 1
     backoff_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
     backoff_max_s: Annotated[float, Field(ge=0, le=7 * 86_400)] | None = None
+    resources: Resources | None = Field(
+        default=None, description='what the job needs of a worker: {"cpu": 1, "memory_mb": 512}'
+    )
 
     @model_validator(mode="after")
     def _one_way_to_say_attempts(self) -> JobIn:
@@ -114,6 +126,7 @@ class JobIn(BaseModel):
             concurrency_limit=self.concurrency_limit,
             backoff_s=self.backoff_s,
             backoff_max_s=self.backoff_max_s,
+            resources=None if self.resources is None else self.resources.model_dump(),
         )
 
 
@@ -149,7 +162,7 @@ KEY_IN = TypeAdapter(KeyIn)
 
 
 def job_to_json(job: Job) -> dict[str, Any]:
-    return {
+    out = {
         "id": job.id,
         "tenant": job.tenant,
         "kind": job.kind,
@@ -171,6 +184,9 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "idempotency_key": job.idempotency_key,
         "concurrency_key": job.concurrency_key,
     }
+    if job.resources is not None:  # only when declared: the v1 job object stays as it was
+        out["resources"] = job.resources
+    return out
 
 
 def chunk_to_json(stored: StoredLogChunk) -> dict[str, Any]:
@@ -219,6 +235,10 @@ class JobOut(BaseModel):
     timeout_s: float | None
     idempotency_key: str | None
     concurrency_key: str | None
+    resources: dict[str, float] | None = None
+    placement: str | None = Field(
+        default=None, description="why a queued job is not placed yet (single job reads only)"
+    )
 
 
 class JobPageOut(BaseModel):

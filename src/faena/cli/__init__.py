@@ -17,6 +17,8 @@ from faena.cli.context import CliContext
 from faena.cli.jobs import jobs, submit
 from faena.cli.keys import keys
 from faena.cli.output import EXIT_OK, exit_code_for, fail
+from faena.cli.worker import worker
+from faena.cli.workers import workers
 from faena.domain.errors import FaenaError
 
 
@@ -88,6 +90,17 @@ def main(ctx: click.Context, server: str | None, api_key: str | None, as_json: b
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(keys)
+main.add_command(workers)
+main.add_command(worker)
+
+
+def _add_workflow_commands() -> None:
+    from faena.cli.workflows import workflow
+
+    main.add_command(workflow)
+
+
+_add_workflow_commands()
 
 
 def _add_serve_commands() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from faena.cli.ops import OPS_COMMANDS
 from faena.domain.errors import FaenaError
 
 UP_DEFAULT_WORKERS = 100
@@ -43,7 +45,26 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--port", type=int, default=None, help="HTTP port, 0 for any free [FAENA_PORT, 8000]"
         ),
-        click.option("--grpc-port", type=int, default=None, help="Worker protocol port [50051]"),
+        click.option(
+            "--grpc-port", type=int, default=None,
+            help="Worker protocol (gRPC) port, 0 for any free [FAENA_GRPC_PORT, 50051]",
+        ),
+        click.option(
+            "--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+            help="TLS certificate (PEM) of the worker protocol [FAENA_TLS_CERT]",
+        ),
+        click.option(
+            "--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+            help="TLS private key (PEM) of the worker protocol [FAENA_TLS_KEY]",
+        ),
+        click.option(
+            "--tls-client-ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
+            help="Require worker certificates signed by this CA (mutual TLS) [FAENA_TLS_CLIENT_CA]",
+        ),
+        click.option(
+            "--placement", default=None,
+            help="Remote placement scorer: weighted, spread or bin-packing [FAENA_PLACEMENT]",
+        ),
         click.option(
             "--workers", type=click.IntRange(0, 100_000), default=None,
             help="Slots of the local worker pool [FAENA_WORKERS]",
@@ -86,6 +107,13 @@ def _announce(title: str) -> Callable[[Any], None]:
             lines.append(f"  workers    {s.workers} local slots; kinds: {kinds}")
         else:
             lines.append("  workers    no local pool (--workers N to add one)")
+        plane = getattr(runtime, "workers_plane", None)
+        if plane is not None and plane.grpc_port:
+            secure = "TLS" if plane.tls else "plaintext"
+            lines.append(
+                f"  grpc       {s.host}:{plane.grpc_port} ({secure})   remote workers: "
+                f"faena worker --server {s.host}:{plane.grpc_port} --token TOKEN"
+            )
         if runtime.bootstrap_key is not None:
             where = (
                 "from FAENA_BOOTSTRAP_KEY"
@@ -147,4 +175,4 @@ def migrate(database_url: str | None) -> None:
     _run(go)
 
 
-SERVE_COMMANDS = (up, server, db)
+SERVE_COMMANDS = (up, server, db, *OPS_COMMANDS)

@@ -83,6 +83,8 @@ class JobSpec:
     concurrency_limit: int = 1
     backoff_s: float = 1.0
     backoff_max_s: float = 300.0
+    traceparent: str | None = None  # W3C trace context of the submitter (tracing on)
+    resources: dict[str, float] | None = None  # {"cpu": 1, "memory_mb": 512}: for placement
 
     def validate(self) -> JobSpec:
         _check_name("kind", self.kind)
@@ -101,6 +103,10 @@ class JobSpec:
         for key in (self.idempotency_key, self.concurrency_key):
             if key is not None and not 0 < len(key) <= MAX_NAME_LENGTH:
                 raise ValidationError(f"keys must be 1 to {MAX_NAME_LENGTH} characters")
+        if self.resources is not None:
+            from faena.domain.placement import parse_resources
+
+            parse_resources(self.resources)
         for k, v in self.labels.items():
             if not isinstance(k, str) or not isinstance(v, str) or not k or len(k) > 100:
                 raise ValidationError("labels must map non-empty strings to strings")
@@ -142,6 +148,8 @@ class Job:
     concurrency_limit: int = 1
     backoff_s: float = 1.0
     backoff_max_s: float = 300.0
+    traceparent: str | None = None
+    resources: dict[str, float] | None = None  # what it declared it needs (remote placement)
 
     @classmethod
     def from_spec(cls, job_id: str, spec: JobSpec, now: float) -> Job:
@@ -166,6 +174,8 @@ class Job:
             concurrency_limit=spec.concurrency_limit,
             backoff_s=spec.backoff_s,
             backoff_max_s=spec.backoff_max_s,
+            traceparent=spec.traceparent,
+            resources=None if spec.resources is None else dict(spec.resources),
         )
 
     @property

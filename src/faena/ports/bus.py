@@ -3,7 +3,7 @@ notifying backend, to other servers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from faena.domain.events import Event
@@ -23,3 +23,24 @@ class EventBus(Protocol):
 
     def subscribe(self, tenant: str | None = None, job_id: str | None = None) -> Subscription:
         """Events of ``tenant`` (None: all), optionally only those of one job."""
+
+
+class ChangeFeed(Protocol):
+    """What other processes sharing the store committed, as it happens (a store whose
+    ``supports_notify`` is true builds one: ``NotifyingStore.change_feed``).
+
+    ``start`` hands it where to deliver: ``deliver`` gets the events other servers' changes
+    produced (for the local bus: waits, log follows, the pool's cancel listener), ``wake`` is
+    called when work may have become claimable. The feed never delivers this process's own
+    changes (its services publish those themselves), reconnects on its own when the connection
+    drops, and calls ``wake`` after each reconnect, since what happened meanwhile went unheard.
+    Best effort: consumers keep a polling fallback.
+    """
+
+    def start(self, deliver: Callable[[Sequence[Event]], None], wake: Callable[[], None]) -> None:
+        """Begin listening in the background (needs a running event loop)."""
+
+    async def stop(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...

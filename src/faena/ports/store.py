@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from faena.domain.auth import ApiKey
 from faena.domain.jobs import Job, JobSpec, JobState
 from faena.domain.logs import LogChunk
+from faena.ports.bus import ChangeFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +114,19 @@ class ExpireLeasesParams:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeParams:
+    """Delete up to ``limit`` finished jobs (succeeded, failed or cancelled) whose
+    ``finished_at`` is before ``before``, oldest first, with their log chunks."""
+
+    before: float
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class ListParams:
-    """Newest first. ``cursor`` is the id of the last job of the previous page."""
+    """Newest first. ``cursor`` is the id of the last job of the previous page. ``labels``:
+    jobs carrying every one of these labels; ``created_after`` (inclusive) and
+    ``created_before`` (exclusive) bound ``created_at``."""
 
     tenant: str
     states: frozenset[JobState] | None = None
@@ -122,6 +134,9 @@ class ListParams:
     kind: str | None = None
     limit: int = 50
     cursor: str | None = None
+    labels: dict[str, str] | None = None
+    created_after: float | None = None
+    created_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +204,9 @@ class JobStore(Protocol):
     async def next_run_at(self) -> float | None:
         """The earliest ``run_at`` among scheduled jobs, if any."""
 
+    async def purge_finished(self, params: PurgeParams) -> int:
+        """Delete finished jobs and their logs (retention); return how many jobs went."""
+
     async def get(self, tenant: str, job_id: str) -> Job | None: ...
 
     async def list_jobs(self, params: ListParams) -> JobPage: ...
@@ -209,3 +227,13 @@ class JobStore(Protocol):
     async def revoke_api_key(self, tenant: str, key_id: str, now: float) -> ApiKey: ...
 
     async def count_api_keys(self) -> int: ...
+
+
+@runtime_checkable
+class NotifyingStore(Protocol):
+    """What a store whose ``supports_notify`` is true offers besides ``JobStore``: a feed of the
+    changes other servers commit (PostgreSQL: LISTEN/NOTIFY, announced by the store in the same
+    transaction as each change)."""
+
+    def change_feed(self) -> ChangeFeed:
+        """A new, unstarted feed; the composition root starts and stops it."""

@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from faena.services.breaker import log_store_error
+
 T = TypeVar("T")
 log = structlog.get_logger("faena.batching")
 
@@ -25,11 +27,13 @@ class GroupCommitter(Generic[T]):
         max_batch: int = 2000,
         name: str = "batch",
         retry_delay_s: float = 0.5,
+        max_retry_delay_s: float = 5.0,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._name = name
         self._retry_delay_s = retry_delay_s
+        self._max_retry_delay_s = max(retry_delay_s, max_retry_delay_s)
         self._pending: list[T] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -62,6 +66,7 @@ class GroupCommitter(Generic[T]):
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     async def _run(self) -> None:
+        delay = self._retry_delay_s
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -69,13 +74,18 @@ class GroupCommitter(Generic[T]):
                 waiters = [] if self._pending else self._take_waiters()
                 try:
                     await self._flush(batch)
-                except Exception:
-                    # Nothing is dropped: the batch goes back to the front and is tried again.
-                    log.exception("flush failed; retrying", batch=self._name, size=len(batch))
+                except Exception as e:
+                    # Nothing is dropped: the batch goes back to the front and is tried again,
+                    # backing off while the store stays away (a database restart).
+                    log_store_error(
+                        log, "flush failed; retrying", e, batch=self._name, in_s=delay
+                    )
                     self._pending[:0] = batch
                     self._waiters.extend(waiters)
-                    await asyncio.sleep(self._retry_delay_s)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_retry_delay_s)
                     continue
+                delay = self._retry_delay_s
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)

@@ -14,14 +14,19 @@ PayloadValidator = Callable[[str, Any], None]
 class KindCatalog:
     """The union of kinds offered by the executors known to this server.
 
-    A job of a kind nobody serves would wait forever, so submit refuses it with the list of kinds
-    that are served.
+    A job of a kind nobody serves would wait forever, so a ``strict`` catalog (one process owns
+    the store: SQLite, memory) refuses it with the list of kinds that are served. With a shared
+    store, other servers may serve kinds this one does not, so only the payloads of the kinds
+    known here are checked.
     """
 
-    def __init__(self, validate_payload: PayloadValidator | None = None) -> None:
+    def __init__(
+        self, validate_payload: PayloadValidator | None = None, *, strict: bool = True
+    ) -> None:
         self._sources: list[Callable[[], Iterable[str]]] = []
         self._defaults: list[Callable[[str], KindDefaults | None]] = []
         self._validate = validate_payload
+        self.strict = strict
 
     def add_source(
         self,
@@ -47,8 +52,8 @@ class KindCatalog:
 
     def check(self, kind: str, payload: Any) -> None:
         known = self.kinds()
-        if kind not in known:
+        if kind not in known and self.strict:
             listed = ", ".join(sorted(known)) or "none: start a worker"
             raise ValidationError(f"unknown kind {kind!r}; kinds served here: {listed}")
-        if self._validate is not None:
+        if self._validate is not None and kind in known:
             self._validate(kind, payload)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.store import CompleteParams, Completion, JobStore
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
 from faena.services.batching import GroupCommitter
 from faena.services.orchestrator import state_event
 
@@ -26,6 +27,11 @@ class Completer:
         self._committer: GroupCommitter[Completion] = GroupCommitter(
             self._flush, name="completions"
         )
+        self._observer: JobObserver = NULL_OBSERVER
+
+    def set_observer(self, observer: JobObserver) -> None:
+        """Report each applied batch of outcomes to ``observer`` (metrics)."""
+        self._observer = observer
 
     def set_on_runnable(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` when an outcome makes work claimable again (a retry, a lease)."""
@@ -36,6 +42,7 @@ class Completer:
         applied = await self._store.complete_many(CompleteParams(completions=completions, now=now))
         if applied:
             self._bus.publish([state_event(job, now) for job in applied])
+            self._observer.completed(applied, now)
             if self._on_runnable is not None and any(not j.is_terminal for j in applied):
                 self._on_runnable()
 

@@ -17,6 +17,8 @@ from faena.ports.bus import EventBus
 from faena.ports.clock import Clock, Jitter, system_jitter
 from faena.ports.executor import Executor, OutcomeLike
 from faena.ports.store import ClaimParams, Completion, ExtendLeasesParams, JobStore, LeaseRef
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
+from faena.services.breaker import log_store_error
 from faena.services.completions import Completer
 from faena.services.logs import JobLogSink, LogWriter
 from faena.services.orchestrator import state_event
@@ -76,6 +78,17 @@ class LocalPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+        self._next_due: float | None = None
+        self._observer: JobObserver = NULL_OBSERVER
+
+    def set_observer(self, observer: JobObserver) -> None:
+        """Report claims and attempts to ``observer`` (metrics, a span per attempt)."""
+        self._observer = observer
+
+    @property
+    def alive(self) -> bool:
+        """The claim, heartbeat and cancel loops are running (for /readyz)."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -84,7 +97,7 @@ class LocalPool:
         self._tasks = [
             loop.create_task(self._claim_loop(), name="pool-claim"),
             loop.create_task(self._heartbeat_loop(), name="pool-heartbeat"),
-            loop.create_task(self._cancel_listener(), name="pool-cancel"),
+            loop.create_task(self._event_listener(), name="pool-events"),
         ]
 
     def wake(self) -> None:
@@ -146,34 +159,53 @@ class LocalPool:
                         worker_labels=cfg.labels,
                     )
                 )
-            except Exception:
-                log.exception("claim failed; retrying")
+            except Exception as e:
+                log_store_error(log, "claim failed; retrying", e, in_s=cfg.poll_s)
                 await self._sleep_or_wake(cfg.poll_s)
                 continue
             if jobs:
                 self._start(jobs)
             if len(jobs) < want:
-                await self._sleep_or_wake(await self._idle_timeout())
+                await self._sleep_until_due()
 
-    async def _idle_timeout(self) -> float:
+    def note_run_at(self, run_at: float) -> None:
+        """A job becomes due at ``run_at``: claim again then, not at the next poll."""
+        if self._next_due is None or run_at < self._next_due:
+            self._next_due = run_at
+            self._wake.set()
+
+    async def _sleep_until_due(self) -> None:
+        """Sleep until woken, the earliest known ``run_at``, or the fallback poll. The earliest
+        ``run_at`` is learned from this process's events (no store read per claim); the store
+        is asked only after a poll that nothing woke (jobs scheduled by other servers)."""
+        now = self._clock.now()
+        if self._next_due is not None and self._next_due <= now:
+            self._next_due = None  # the claim that just ran has seen it
         timeout = self.config.poll_s
+        if self._next_due is not None:
+            timeout = min(timeout, self._next_due - now)
+        if await self._sleep_or_wake(timeout) or self._next_due is not None:
+            return
         try:
             next_at = await self._store.next_run_at()
         except Exception:
-            return timeout
+            return
         if next_at is not None:
-            timeout = max(0.0, min(timeout, next_at - self._clock.now()))
-        return timeout
+            self.note_run_at(next_at)
 
-    async def _sleep_or_wake(self, seconds: float) -> None:
+    async def _sleep_or_wake(self, seconds: float) -> bool:
+        """True when woken before ``seconds`` passed."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(max(0.0, seconds)):
                 await self._wake.wait()
+                return True
+        return False
 
     def _start(self, jobs: list[Job]) -> None:
         loop = asyncio.get_running_loop()
         now = self._clock.now()
         self._bus.publish([state_event(job, now) for job in jobs])
+        self._observer.started(jobs, now)
         self._idle.clear()
         for job in jobs:
             task = loop.create_task(self._run(job))
@@ -186,7 +218,9 @@ class LocalPool:
         outcome: OutcomeLike
         try:
             try:
-                outcome = await self._executor.run(job, sink)
+                with self._observer.attempt(job) as note_outcome:
+                    outcome = await self._executor.run(job, sink)
+                    note_outcome(outcome.succeeded, outcome.error)
             except asyncio.CancelledError:
                 entry = self._running.get(job.id)
                 if entry is not None and entry.stop is StopReason.SHUTDOWN:
@@ -257,23 +291,24 @@ class LocalPool:
                         )
                     )
                 )
-            except Exception:
-                log.exception("lease renewal failed; retrying")
+            except Exception as e:
+                log_store_error(log, "lease renewal failed; retrying", e, in_s=interval)
                 continue
             for ref in refs:
                 if ref.job_id not in held:
                     self._stop_job(ref.job_id, StopReason.LEASE_LOST)
 
-    async def _cancel_listener(self) -> None:
+    async def _event_listener(self) -> None:
         with contextlib.closing(self._bus.subscribe()) as sub:
             while True:
                 event = await sub.get()
-                if (
-                    event.type == "job.state"
-                    and event.data.get("state") == JobState.CANCELLED.value
-                    and event.job_id is not None
-                ):
+                if event.type != "job.state" or event.job_id is None:
+                    continue
+                state = event.data.get("state")
+                if state == JobState.CANCELLED.value:
                     self._stop_job(event.job_id, StopReason.CANCELLED)
+                elif state == JobState.SCHEDULED.value and event.data.get("run_at") is not None:
+                    self.note_run_at(float(event.data["run_at"]))
 
     def _stop_job(self, job_id: str, reason: StopReason) -> None:
         entry = self._running.get(job_id)

@@ -11,6 +11,8 @@ from faena.domain.jobs import JobState
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.store import ExpireLeasesParams, JobStore
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
+from faena.services.breaker import log_store_error
 from faena.services.orchestrator import state_event
 
 log = structlog.get_logger("faena.leases")
@@ -32,6 +34,11 @@ class LeaseReaper:
         self._interval_s = interval_s
         self._on_runnable = on_runnable
         self.expired_total = 0
+        self._observer: JobObserver = NULL_OBSERVER
+        self.last_pass: float | None = None  # loop time of the last completed pass (/readyz)
+
+    def set_observer(self, observer: JobObserver) -> None:
+        self._observer = observer
 
     def set_on_runnable(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` when an outcome makes work claimable again (a retry, a lease)."""
@@ -42,6 +49,7 @@ class LeaseReaper:
         jobs = await self._store.expire_leases(ExpireLeasesParams(now=now))
         if jobs:
             self.expired_total += len(jobs)
+            self._observer.expired(jobs)
             log.warning("leases expired", jobs=len(jobs))
             self._bus.publish([state_event(j, now) for j in jobs])
             if self._on_runnable is not None and any(j.state is JobState.QUEUED for j in jobs):
@@ -53,6 +61,7 @@ class LeaseReaper:
             try:
                 while await self.reap_once() > 0:
                     pass
-            except Exception:
-                log.exception("lease reaper failed; trying again")
+                self.last_pass = asyncio.get_running_loop().time()
+            except Exception as e:
+                log_store_error(log, "lease reaper failed; trying again", e, in_s=self._interval_s)
             await asyncio.sleep(self._interval_s)

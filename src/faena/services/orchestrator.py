@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.events import Event
-from faena.domain.ids import new_id
+from faena.domain.ids import new_ids
 from faena.domain.jobs import DEFAULT_QUEUE, MAX_DELAY_S, Job, JobSpec
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
@@ -27,6 +27,7 @@ from faena.ports.store import (
     SubmitParams,
     Submitted,
 )
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
 from faena.services.catalog import KindCatalog
 
 MAX_BATCH = 10_000
@@ -52,6 +53,7 @@ class JobRequest:
     concurrency_limit: int = 1
     backoff_s: float | None = None
     backoff_max_s: float | None = None
+    resources: dict[str, float] | None = None  # {"cpu": 1, "memory_mb": 512}
 
 
 def state_event(job: Job, ts: float) -> Event:
@@ -65,6 +67,7 @@ def state_event(job: Job, ts: float) -> Event:
             "queue": job.queue,
             "attempts": job.attempts,
             "error": job.error,
+            "run_at": job.run_at,
         },
         ts=ts,
     )
@@ -77,6 +80,21 @@ class Orchestrator:
         self.clock = clock
         self.catalog = catalog
         self._wake_hooks: list[Callable[[], None]] = []
+        self.observer: JobObserver = NULL_OBSERVER
+
+    def set_observer(self, observer: JobObserver) -> None:
+        """Report submits and cancels to ``observer`` (metrics, tracing)."""
+        self.observer = observer
+
+    def set_placement_explainer(
+        self, explain: Callable[[Job], Awaitable[str | None]]
+    ) -> None:
+        """``explain(job)`` says why a queued job is not placed (the worker manager's)."""
+        self._explain = explain
+
+    async def explain_placement(self, job: Job) -> str | None:
+        explain = getattr(self, "_explain", None)
+        return None if explain is None else await explain(job)
 
     def on_runnable(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` whenever new work may be claimable (a submit, a retry)."""
@@ -85,6 +103,11 @@ class Orchestrator:
     def _wake(self) -> None:
         for hook in self._wake_hooks:
             hook()
+
+    def wake_claimers(self) -> None:
+        """Work may have become claimable elsewhere (another server's submit, heard over the
+        store's change feed): wake everything that claims here, as a local submit does."""
+        self._wake()
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -115,6 +138,7 @@ class Orchestrator:
             concurrency_limit=request.concurrency_limit,
             backoff_s=1.0 if request.backoff_s is None else request.backoff_s,
             backoff_max_s=300.0 if request.backoff_max_s is None else request.backoff_max_s,
+            resources=request.resources,
         )
         return spec.validate()
 
@@ -133,9 +157,13 @@ class Orchestrator:
                 if len(requests) == 1:
                     raise
                 raise ValidationError(f"job {i}: {e.message}") from None
-        ids = [new_id() for _ in specs]
+        traceparent = self.observer.traceparent()
+        if traceparent is not None:  # the job's attempts join the submitter's trace
+            specs = [replace(spec, traceparent=traceparent) for spec in specs]
+        ids = new_ids(len(specs))
         submitted = await self.store.submit_many(SubmitParams(specs=specs, ids=ids, now=now))
         self.bus.publish([state_event(s.job, now) for s in submitted if s.created])
+        self.observer.submitted([s.job for s in submitted if s.created])
         self._wake()
         return submitted
 
@@ -178,6 +206,7 @@ class Orchestrator:
         now = self.clock.now()
         job = await self.store.cancel(CancelParams(tenant=tenant, job_id=job_id, now=now))
         self.bus.publish([state_event(job, now)])
+        self.observer.cancelled(job)
         return job
 
     async def retry(self, tenant: str, job_id: str) -> Job:

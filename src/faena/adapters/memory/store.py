@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from faena.adapters.memory.workers import MemoryWorkers
+from faena.adapters.memory.workflows import MemoryWorkflows
 from faena.domain.auth import ApiKey
 from faena.domain.errors import Conflict, NotFound, ValidationError
 from faena.domain.jobs import TERMINAL_STATES, TRANSITIONS, Job, JobState, labels_match
@@ -40,6 +42,7 @@ from faena.ports.store import (
     ExtendLeasesParams,
     JobPage,
     ListParams,
+    PurgeParams,
     ReadLogsParams,
     RetryParams,
     Stats,
@@ -47,6 +50,7 @@ from faena.ports.store import (
     SubmitParams,
     Submitted,
 )
+from faena.ports.telemetry import QueueDepth
 
 SCHEMA_VERSION = 1  # the in-memory layout has a single version; reported for parity
 _ALL_STATES = tuple(JobState)
@@ -84,6 +88,8 @@ class _Row:
     concurrency_limit: int
     backoff_s: float
     backoff_max_s: float
+    traceparent: str | None
+    resources: dict[str, float] | None
 
     @classmethod
     def of(cls, job: Job, payload: bytes) -> _Row:
@@ -120,10 +126,12 @@ class _Row:
             concurrency_limit=self.concurrency_limit,
             backoff_s=self.backoff_s,
             backoff_max_s=self.backoff_max_s,
+            traceparent=self.traceparent,
+            resources=None if self.resources is None else dict(self.resources),
         )
 
 
-class MemoryStore:
+class MemoryStore(MemoryWorkflows, MemoryWorkers):
     """A fast, process-local :class:`~faena.ports.store.JobStore` for tests and demos."""
 
     supports_notify = False
@@ -296,6 +304,37 @@ class MemoryStore:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    async def purge_finished(self, params: PurgeParams) -> int:
+        if params.limit <= 0:
+            return 0
+        old = [
+            row
+            for row in self._jobs.values()
+            if row.state in TERMINAL_STATES
+            and row.finished_at is not None
+            and row.finished_at < params.before
+        ]
+        old.sort(key=lambda row: (row.finished_at or 0.0, row.id))
+        gone = {row.id for row in old[: params.limit]}
+        if not gone:
+            return 0
+        tenants: set[str] = set()
+        for job_id in gone:
+            row = self._jobs.pop(job_id)
+            tenants.add(row.tenant)
+            self._counts[row.tenant][(row.queue, row.state)] -= 1
+            if row.idempotency_key is not None:
+                self._idempotency.pop((row.tenant, row.idempotency_key), None)
+            self._logs.pop((row.tenant, row.id), None)
+        for tenant in tenants:
+            self._tenant_ids[tenant] = [i for i in self._tenant_ids[tenant] if i not in gone]
+        # Stale queue entries may name a purged job: drop them so no lookup misses.
+        self._ready = [e for e in self._ready if e[1] not in gone]
+        heapq.heapify(self._ready)
+        self._scheduled = [e for e in self._scheduled if e[1] not in gone]
+        heapq.heapify(self._scheduled)
+        return len(gone)
+
     # -- jobs: reads -----------------------------------------------------------------------
 
     async def get(self, tenant: str, job_id: str) -> Job | None:
@@ -321,6 +360,12 @@ class MemoryStore:
                 continue
             if params.kind is not None and row.kind != params.kind:
                 continue
+            if params.labels and not labels_match(params.labels, row.labels):
+                continue
+            if params.created_before is not None and row.created_at >= params.created_before:
+                continue
+            if params.created_after is not None and row.created_at < params.created_after:
+                break  # ids are in creation order: every older job is older still
             if len(page) == params.limit:
                 return JobPage(page, next_cursor=page[-1].id)
             page.append(row.export())
@@ -337,6 +382,18 @@ class MemoryStore:
             by_state={s.value: n for s, n in by_state.items()},
             by_queue={q: {s.value: n for s, n in c.items()} for q, c in sorted(by_queue.items())},
         )
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per (queue, state), all tenants (``QueueDepthSource``, /metrics)."""
+        found: dict[tuple[str, str], list[Any]] = {}
+        for row in self._jobs.values():
+            if row.state in TERMINAL_STATES:
+                continue
+            since = row.run_at if row.run_at is not None else row.created_at
+            entry = found.setdefault((row.queue, row.state.value), [0, since])
+            entry[0] += 1
+            entry[1] = min(entry[1], since)
+        return [QueueDepth(q, s, n, oldest) for (q, s), (n, oldest) in sorted(found.items())]
 
     # -- logs ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ JOB_COLUMNS = (
     "id, tenant, kind, queue, state, payload, priority, labels, max_attempts, attempts,"
     " created_at, run_at, timeout_s, result, error, worker_id, started_at, finished_at,"
     " lease_expires_at, idempotency_key, concurrency_key, concurrency_limit, backoff_s,"
-    " backoff_max_s"
+    " backoff_max_s, traceparent, resources"
 )
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
@@ -37,16 +37,16 @@ VALUES ($1, $2, extract(epoch FROM clock_timestamp()))"""
 INSERT_JOBS = """
 INSERT INTO jobs (id, tenant, kind, queue, state, payload, priority, labels, max_attempts,
                   attempts, created_at, run_at, timeout_s, idempotency_key, concurrency_key,
-                  concurrency_limit, backoff_s, backoff_max_s)
+                  concurrency_limit, backoff_s, backoff_max_s, traceparent, resources)
 SELECT id, tenant, kind, queue, state, payload::jsonb, priority, labels::jsonb, max_attempts,
        0, $17, run_at, timeout_s, idempotency_key, concurrency_key,
-       concurrency_limit, backoff_s, backoff_max_s
+       concurrency_limit, backoff_s, backoff_max_s, traceparent, resources::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::int[], $8::text[], $9::int[], $10::float8[], $11::float8[], $12::text[],
-            $13::text[], $14::int[], $15::float8[], $16::float8[])
+            $13::text[], $14::int[], $15::float8[], $16::float8[], $18::text[], $19::text[])
      AS u(id, tenant, kind, queue, state, payload, priority, labels, max_attempts, run_at,
           timeout_s, idempotency_key, concurrency_key, concurrency_limit, backoff_s,
-          backoff_max_s)
+          backoff_max_s, traceparent, resources)
 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id"""
 
@@ -55,8 +55,6 @@ SELECT {_J}
 FROM jobs j
 JOIN unnest($1::text[], $2::text[]) AS k(tenant, idempotency_key)
   ON j.tenant = k.tenant AND j.idempotency_key = k.idempotency_key"""
-
-NOTIFY_SUBMITTED = "SELECT pg_notify($1, $2)"
 
 # -- claim -----------------------------------------------------------------------------------
 
@@ -134,7 +132,11 @@ SET state = c.state,
     lease_expires_at = NULL
 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
      AS c(id, attempt, state, result, error, run_at)
-WHERE j.id = c.id AND j.state = 'running' AND j.attempts = c.attempt
+WHERE j.id = c.id AND j.attempts = c.attempt
+  -- "(SELECT 'running')" is a plan-time unknown on purpose: with a literal, stale statistics
+  -- (no running jobs) make the planner drive the join from the partial index of running jobs
+  -- and rescan the whole batch per running job; this way it always goes by primary key.
+  AND j.state = (SELECT 'running')
 RETURNING {_J}"""
 
 EXPIRE_LEASES = f"""
@@ -177,6 +179,22 @@ JOB_STATE = "SELECT state FROM jobs WHERE id = $1 AND tenant = $2"
 
 NEXT_RUN_AT = "SELECT min(run_at) FROM jobs WHERE state = 'scheduled'"
 
+# Retention: the oldest finished jobs through the partial index `jobs_finished_idx`, with their
+# logs, in one statement. SKIP LOCKED: a job being retried right now is left for the next batch.
+PURGE_FINISHED = """
+WITH doomed AS (
+    SELECT id FROM jobs
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED),
+gone AS (
+    DELETE FROM jobs j USING doomed d WHERE j.id = d.id
+    RETURNING j.id),
+logs AS (
+    DELETE FROM job_logs l USING gone g WHERE l.job_id = g.id)
+SELECT count(*) FROM gone"""
+
 LIST_JOBS = f"""
 SELECT {_J}
 FROM jobs j
@@ -185,11 +203,19 @@ WHERE j.tenant = $1
   AND ($3::text IS NULL OR j.queue = $3)
   AND ($4::text IS NULL OR j.kind = $4)
   AND ($5::text IS NULL OR j.id < $5)
+  AND ($7::jsonb IS NULL OR j.labels @> $7::jsonb)
+  AND ($8::float8 IS NULL OR j.created_at >= $8)
+  AND ($9::float8 IS NULL OR j.created_at < $9)
 ORDER BY j.id DESC
 LIMIT $6"""
 
 STATS = """
 SELECT queue, state, count(*) FROM jobs WHERE tenant = $1 GROUP BY queue, state"""
+
+# For /metrics: the partial indexes of runnable and running jobs keep this cheap.
+QUEUE_DEPTHS = """
+SELECT queue, state, count(*), min(coalesce(run_at, created_at)) FROM jobs
+WHERE state IN ('queued', 'scheduled', 'running') GROUP BY queue, state ORDER BY queue, state"""
 
 # -- logs ------------------------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ def row_to_job(r: Sequence[Any]) -> Job:
         concurrency_limit=r[21],
         backoff_s=r[22],
         backoff_max_s=r[23],
+        traceparent=r[24],
+        resources=r[25],
     )
 
 
@@ -126,3 +128,13 @@ def submit_columns(jobs: Sequence[Job]) -> tuple[list[Any], ...]:
         [j.backoff_s for j in jobs],
         [j.backoff_max_s for j in jobs],
     )
+
+
+def submit_resources(jobs: Sequence[Job]) -> list[str | None]:
+    """``$19`` of ``queries.INSERT_JOBS``: declared resources as JSON text, or NULL."""
+    return [None if j.resources is None else orjson.dumps(j.resources).decode() for j in jobs]
+
+
+def submit_traceparents(jobs: Sequence[Job]) -> list[str | None]:
+    """``$18`` of ``queries.INSERT_JOBS`` (after ``now``, ``$17``)."""
+    return [j.traceparent for j in jobs]

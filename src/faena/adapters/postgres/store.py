@@ -8,7 +8,9 @@ compare-and-swap ``state = 'running' AND attempts = <attempt>``.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,7 @@ import asyncpg
 
 from faena.adapters.postgres import queries as q
 from faena.adapters.postgres.errors import server_address, translated
+from faena.adapters.postgres.listener import PostgresChangeFeed
 from faena.adapters.postgres.migrate import migrate
 from faena.adapters.postgres.rows import (
     init_connection,
@@ -25,7 +28,11 @@ from faena.adapters.postgres.rows import (
     row_to_job,
     row_to_log,
     submit_columns,
+    submit_resources,
+    submit_traceparents,
 )
+from faena.adapters.postgres.workers import PostgresWorkers
+from faena.adapters.postgres.workflows import PostgresWorkflows
 from faena.domain.auth import ApiKey
 from faena.domain.errors import Conflict, NotFound, Unavailable, ValidationError
 from faena.domain.jobs import TRANSITIONS, Job, JobState
@@ -38,6 +45,7 @@ from faena.ports.store import (
     ExtendLeasesParams,
     JobPage,
     ListParams,
+    PurgeParams,
     ReadLogsParams,
     RetryParams,
     Stats,
@@ -45,8 +53,9 @@ from faena.ports.store import (
     SubmitParams,
     Submitted,
 )
+from faena.ports.telemetry import QueueDepth
 
-NOTIFY_CHANNEL = "faena_jobs"  # NOTIFY'd (payload: tenant) when jobs become runnable
+NOTIFY_CHANNEL = "faena_jobs"  # every change is NOTIFY'd here (migration 0003), per schema
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PROMOTE_BATCH = 1000  # due scheduled jobs moved to queued per claim
 _CLAIM_ROUNDS = 8  # extra candidate fetches when concurrency keys turn candidates away
@@ -54,7 +63,7 @@ _COMPLETION_STATES = TRANSITIONS[JobState.RUNNING]
 _STATE_NAMES = tuple(s.value for s in JobState)
 
 
-class PostgresStore:
+class PostgresStore(PostgresWorkers, PostgresWorkflows):
     """Durable jobs, logs and API keys in PostgreSQL. ``schema`` (optional) is the schema the
     tables live in: it is created if missing and set as ``search_path`` on every connection."""
 
@@ -80,13 +89,21 @@ class PostgresStore:
         self._schema = schema
         self._address = server_address(dsn)
         self._pool: asyncpg.Pool | None = None
+        # Who wrote a change, so a server's listener skips what its own services announced.
+        self.origin = secrets.token_hex(6)
+        self.channel = notify_channel(schema)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._pool is not None:
             return
-        settings = {"application_name": "faena", "jit": "off"}
+        settings = {
+            "application_name": "faena",
+            "jit": "off",
+            "faena.origin": self.origin,  # read by the NOTIFY triggers (migration 0003)
+            "faena.channel": self.channel,
+        }
         if self._schema is not None:
             settings["search_path"] = self._schema
         with translated(self._address, "connecting"):
@@ -113,6 +130,15 @@ class PostgresStore:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    def change_feed(self) -> PostgresChangeFeed:
+        """The changes other servers commit, heard on this deployment's NOTIFY channel."""
+        return PostgresChangeFeed(
+            self._dsn,
+            channel=self.channel,
+            origin=self.origin,
+            connect_timeout=self._connect_timeout,
+        )
 
     async def ping(self) -> None:
         async with self._connection("pinging") as conn:
@@ -143,7 +169,16 @@ class PostgresStore:
             return []
         columns = submit_columns(fresh)
         async with self._connection("submitting jobs") as conn:
-            inserted = {r[0] for r in await conn.fetch(q.INSERT_JOBS, *columns, now)}
+            inserted = {
+                r[0]
+                for r in await conn.fetch(
+                    q.INSERT_JOBS,
+                    *columns,
+                    now,
+                    submit_traceparents(fresh),
+                    submit_resources(fresh),
+                )
+            }
             existing: dict[tuple[str, str], Job] = {}
             lost = [j for j in fresh if j.id not in inserted]
             if lost:
@@ -152,8 +187,6 @@ class PostgresStore:
                 for row in await conn.fetch(q.JOBS_BY_IDEMPOTENCY_KEY, tenants, keys):
                     job = row_to_job(row)
                     existing[(job.tenant, job.idempotency_key or "")] = job
-            if inserted:
-                await conn.execute(q.NOTIFY_SUBMITTED, NOTIFY_CHANNEL, fresh[0].tenant)
         out: list[Submitted] = []
         for i, job in enumerate(jobs):
             if i in same_as:
@@ -280,16 +313,19 @@ class PostgresStore:
     async def expire_leases(self, params: ExpireLeasesParams) -> list[Job]:
         async with self._connection("expiring leases") as conn:
             rows = await conn.fetch(q.EXPIRE_LEASES, params.now, params.limit)
-            jobs = [row_to_job(r) for r in rows]
-            requeued = next((j for j in jobs if j.state is JobState.QUEUED), None)
-            if requeued is not None:
-                await conn.execute(q.NOTIFY_SUBMITTED, NOTIFY_CHANNEL, requeued.tenant)
-        return jobs
+        return [row_to_job(r) for r in rows]
 
     async def next_run_at(self) -> float | None:
         async with self._connection("reading the next run time") as conn:
             value: float | None = await conn.fetchval(q.NEXT_RUN_AT)
             return value
+
+    async def purge_finished(self, params: PurgeParams) -> int:
+        if params.limit <= 0:
+            return 0
+        async with self._connection("purging finished jobs") as conn:
+            count: int = await conn.fetchval(q.PURGE_FINISHED, params.before, params.limit)
+            return count
 
     # -- one job ---------------------------------------------------------------------------
 
@@ -305,7 +341,6 @@ class PostgresStore:
         async with self._connection("retrying a job") as conn:
             row = await conn.fetchrow(q.RETRY_JOB, params.job_id, params.tenant)
             if row is not None:
-                await conn.execute(q.NOTIFY_SUBMITTED, NOTIFY_CHANNEL, params.tenant)
                 return row_to_job(row)
             state = await conn.fetchval(q.JOB_STATE, params.job_id, params.tenant)
         raise _missing_or_conflict(params.job_id, state, "retried")
@@ -327,6 +362,9 @@ class PostgresStore:
                 params.kind,
                 params.cursor,
                 limit + 1,
+                params.labels or None,
+                params.created_after,
+                params.created_before,
             )
         jobs = [row_to_job(r) for r in rows[:limit]]
         more = len(rows) > limit and bool(jobs)
@@ -341,6 +379,12 @@ class PostgresStore:
             by_state[state] += count
             by_queue.setdefault(queue, dict.fromkeys(_STATE_NAMES, 0))[state] = count
         return Stats(by_state=by_state, by_queue=by_queue)
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per (queue, state), all tenants (``QueueDepthSource``, /metrics)."""
+        async with self._connection("counting queues") as conn:
+            rows = await conn.fetch(q.QUEUE_DEPTHS)
+        return [QueueDepth(r[0], r[1], r[2], r[3]) for r in rows]
 
     # -- logs ------------------------------------------------------------------------------
 
@@ -404,6 +448,17 @@ class PostgresStore:
         async with self._connection("counting API keys") as conn:
             count: int = await conn.fetchval(q.COUNT_API_KEYS)
             return count
+
+
+def notify_channel(schema: str | None) -> str:
+    """The NOTIFY channel of a deployment: ``faena_jobs``, or one per schema (several faena
+    deployments, or test runs, can share one database without hearing each other)."""
+    if schema is None:
+        return NOTIFY_CHANNEL
+    channel = f"{NOTIFY_CHANNEL}_{schema}"
+    if len(channel.encode()) > 63:  # NAMEDATALEN - 1
+        channel = f"{NOTIFY_CHANNEL}_{hashlib.sha1(schema.encode()).hexdigest()[:24]}"
+    return channel
 
 
 async def _no_session_state(conn: Any) -> None:

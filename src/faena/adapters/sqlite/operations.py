@@ -7,6 +7,7 @@ connection (writes on the writer, reads on the reader); they never touch asyncio
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from faena.ports.store import (
     ExtendLeasesParams,
     JobPage,
     ListParams,
+    PurgeParams,
     ReadLogsParams,
     RetryParams,
     Stats,
@@ -45,6 +47,7 @@ from faena.ports.store import (
     SubmitParams,
     Submitted,
 )
+from faena.ports.telemetry import QueueDepth
 
 _ALL_STATES = tuple(state.value for state in JobState)
 
@@ -239,6 +242,19 @@ def expire_leases(conn: sqlite3.Connection, params: ExpireLeasesParams) -> list[
     return sorted((job_from_row(row) for row in rows), key=lambda job: job.id)
 
 
+def purge_finished(conn: sqlite3.Connection, params: PurgeParams) -> int:
+    if params.limit <= 0:
+        return 0
+    with transaction(conn):
+        gone = conn.execute(
+            queries.PURGE_FINISHED, {"before": params.before, "limit": params.limit}
+        ).fetchall()
+        if gone:
+            ids = orjson.dumps([job_id for job_id, _ in gone]).decode()
+            conn.execute(queries.PURGE_LOGS, {"ids": ids})
+    return len(gone)
+
+
 def next_run_at(conn: sqlite3.Connection, _: None) -> float | None:
     (run_at,) = conn.execute(queries.NEXT_RUN_AT).fetchone()
     return None if run_at is None else float(run_at)
@@ -261,11 +277,21 @@ def list_jobs(conn: sqlite3.Connection, params: ListParams) -> JobPage:
         bind["kind"] = params.kind
     if params.cursor is not None:
         bind["cursor"] = params.cursor
+    labels = sorted((params.labels or {}).items())
+    for i, (k, v) in enumerate(labels):
+        bind[f"lk{i}"], bind[f"lv{i}"] = "$." + json.dumps(k), v
+    if params.created_after is not None:
+        bind["after"] = params.created_after
+    if params.created_before is not None:
+        bind["before"] = params.created_before
     sql = queries.list_jobs(
         None if states is None else len(states),
         params.queue is not None,
         params.kind is not None,
         params.cursor is not None,
+        n_labels=len(labels),
+        after=params.created_after is not None,
+        before=params.created_before is not None,
     )
     jobs = [job_from_row(row) for row in conn.execute(sql, bind).fetchall()]
     if len(jobs) > params.limit:
@@ -281,6 +307,11 @@ def stats(conn: sqlite3.Connection, tenant: str) -> Stats:
         by_state[state] += n
         by_queue.setdefault(queue, dict.fromkeys(_ALL_STATES, 0))[state] += n
     return Stats(by_state=by_state, by_queue=dict(sorted(by_queue.items())))
+
+
+def queue_depths(conn: sqlite3.Connection, _: None) -> list[QueueDepth]:
+    rows = conn.execute(queries.QUEUE_DEPTHS).fetchall()
+    return [QueueDepth(queue, state, n, oldest) for queue, state, n, oldest in rows]
 
 
 def append_logs(conn: sqlite3.Connection, chunks: Sequence[LogChunk]) -> None:

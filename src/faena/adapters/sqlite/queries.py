@@ -14,7 +14,7 @@ JOB_FIELDS = (
     "id", "tenant", "kind", "queue", "state", "payload", "priority", "labels", "max_attempts",
     "attempts", "created_at", "run_at", "timeout_s", "result", "error", "worker_id",
     "started_at", "finished_at", "lease_expires_at", "idempotency_key", "concurrency_key",
-    "concurrency_limit", "backoff_s", "backoff_max_s",
+    "concurrency_limit", "backoff_s", "backoff_max_s", "traceparent", "resources",
 )  # fmt: skip
 _REAL_FIELDS = frozenset(
     {"created_at", "run_at", "timeout_s", "started_at", "finished_at", "lease_expires_at",
@@ -29,7 +29,7 @@ RETURNING_JOB = ", ".join(
 
 INSERT_JOB = f"""
 INSERT INTO jobs ({JOB_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # An idempotent submit: nothing happens when (tenant, idempotency_key) is taken.
@@ -175,10 +175,42 @@ RETURNING {RETURNING_JOB}
 
 NEXT_RUN_AT = "SELECT min(run_at) FROM jobs WHERE state = 'scheduled'"
 
+# Retention: the oldest finished jobs (through the partial index `jobs_finished`), then their
+# logs by `:ids`, a JSON array of job ids (ids are unique across tenants).
+PURGE_FINISHED = """
+DELETE FROM jobs
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_finished
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < :before
+    ORDER BY finished_at
+    LIMIT :limit
+)
+RETURNING id, tenant
+"""
 
-def list_jobs(n_states: int | None, queue: bool, kind: bool, cursor: bool) -> str:
+PURGE_LOGS = """
+DELETE FROM job_logs
+WHERE job_id IN (SELECT value FROM json_each(:ids))
+"""
+
+
+def list_jobs(
+    n_states: int | None,
+    queue: bool,
+    kind: bool,
+    cursor: bool,
+    *,
+    n_labels: int = 0,
+    after: bool = False,
+    before: bool = False,
+) -> str:
     """A newest-first page of one tenant's jobs; filters present only when asked for."""
     where = ["tenant = :tenant"]
+    where.extend(f"labels ->> :lk{i} = :lv{i}" for i in range(n_labels))
+    if after:
+        where.append("created_at >= :after")
+    if before:
+        where.append("created_at < :before")
     if n_states is not None:
         where.append(f"state IN ({', '.join(f':s{i}' for i in range(n_states)) or 'NULL'})")
     if queue:
@@ -197,6 +229,12 @@ LIMIT :limit
 
 STATS = """
 SELECT queue, state, count(*) FROM jobs WHERE tenant = ? GROUP BY queue, state
+"""
+
+# For /metrics: the partial indexes of queued, scheduled and running jobs keep this cheap.
+QUEUE_DEPTHS = """
+SELECT queue, state, count(*), min(coalesce(run_at, created_at)) FROM jobs
+WHERE state IN ('queued', 'scheduled', 'running') GROUP BY queue, state ORDER BY queue, state
 """
 
 INSERT_LOG = """

@@ -63,6 +63,8 @@ def job_row(job: Job, payload: str | None) -> JobRow:
         job.concurrency_limit,
         job.backoff_s,
         job.backoff_max_s,
+        job.traceparent,
+        None if job.resources is None else orjson.dumps(job.resources).decode(),
     )
 
 
@@ -94,6 +96,8 @@ def job_from_row(r: JobRow) -> Job:
         r[21],
         r[22],
         r[23],
+        r[24],
+        None if r[25] is None else orjson.loads(r[25]),
     )
 
 

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from faena.adapters.sqlite import operations, queries
 from faena.adapters.sqlite.connection import SYNCHRONOUS_MODES, connect, translate, use_wal
 from faena.adapters.sqlite.migrate import migrate
+from faena.adapters.sqlite.workers import SqliteWorkers
+from faena.adapters.sqlite.workflows import SqliteWorkflows
 from faena.domain.auth import ApiKey
 from faena.domain.errors import Unavailable
 from faena.domain.jobs import Job
@@ -36,6 +38,7 @@ from faena.ports.store import (
     ExtendLeasesParams,
     JobPage,
     ListParams,
+    PurgeParams,
     ReadLogsParams,
     RetryParams,
     Stats,
@@ -43,12 +46,13 @@ from faena.ports.store import (
     SubmitParams,
     Submitted,
 )
+from faena.ports.telemetry import QueueDepth
 
 A = TypeVar("A")
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteWorkers, SqliteWorkflows):
     """A :class:`~faena.ports.store.JobStore` on the SQLite file at ``path`` (created if absent).
 
     ``synchronous`` is SQLite's durability setting: ``NORMAL`` (the default) may lose the last
@@ -145,6 +149,9 @@ class SqliteStore:
     async def next_run_at(self) -> float | None:
         return await self._read(operations.next_run_at, None)
 
+    async def purge_finished(self, params: PurgeParams) -> int:
+        return await self._write(operations.purge_finished, params)
+
     async def get(self, tenant: str, job_id: str) -> Job | None:
         return await self._read(operations.get, (tenant, job_id))
 
@@ -153,6 +160,10 @@ class SqliteStore:
 
     async def stats(self, tenant: str) -> Stats:
         return await self._read(operations.stats, tenant)
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per (queue, state), all tenants (``QueueDepthSource``, /metrics)."""
+        return await self._read(operations.queue_depths, None)
 
     # -- logs ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at definition time,
 # and their dependencies (`Reader`, `Writer`, `Admin`) are local to the router factory.
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -48,6 +49,37 @@ def parse_states(raw: str | None) -> frozenset[JobState] | None:
             known = ", ".join(s.value for s in JobState)
             raise ValidationError(f"query.state: unknown state {name!r}; use {known}") from None
     return frozenset(states)
+
+
+def parse_labels(raw: list[str] | None) -> dict[str, str] | None:
+    """``label=team=ops&label=env=prod`` → ``{"team": "ops", "env": "prod"}``."""
+    if not raw:
+        return None
+    labels = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"query.label: {item!r} is not KEY=VALUE")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def parse_time(name: str, raw: str | None) -> float | None:
+    """An ISO 8601 time (``2026-01-31T12:00:00Z``; no zone means UTC) or epoch seconds."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"query.{name}: {raw!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -113,6 +145,15 @@ def jobs_router(
         kind: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
+        label: Annotated[
+            list[str] | None, Query(max_length=300, description="KEY=VALUE; repeatable: all")
+        ] = None,
+        created_after: Annotated[
+            str | None, Query(max_length=40, description="ISO 8601 time or epoch seconds")
+        ] = None,
+        created_before: Annotated[
+            str | None, Query(max_length=40, description="ISO 8601 time or epoch seconds")
+        ] = None,
     ) -> Response:
         page = await orchestrator.list_jobs(
             ListParams(
@@ -122,6 +163,9 @@ def jobs_router(
                 kind=kind or None,
                 limit=limit,
                 cursor=cursor or None,
+                labels=parse_labels(label),
+                created_after=parse_time("created_after", created_after),
+                created_before=parse_time("created_before", created_before),
             )
         )
         return JsonResponse(
@@ -147,7 +191,11 @@ def jobs_router(
             job = await orchestrator.wait(principal.tenant, job_id, wait)
         else:
             job = await orchestrator.get(principal.tenant, job_id)
-        return JsonResponse(job_to_json(job))
+        body = job_to_json(job)
+        why = await orchestrator.explain_placement(job)
+        if why is not None:
+            body["placement"] = why  # why a queued job is not running yet (issue 4)
+        return JsonResponse(body)
 
     @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
     async def cancel(job_id: str, principal: Writer) -> Response:

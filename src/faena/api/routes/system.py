@@ -37,17 +37,22 @@ def system_router(
         if ready is None:
             return JsonResponse({"status": "ready"})
         request_id = request_id_of(request.scope)
+        failing: dict[str, str] | None = None
         try:
             checks = await ready()
         except Unavailable as e:
             message = e.message
+            failing = getattr(e, "checks", None)  # faena.observability.readiness.NotReady
         except Exception:
             log.exception("readiness check failed", request_id=request_id)
             message = f"readiness check failed; request id {request_id}"
         else:
             return JsonResponse({"status": "ready", **checks})
         error = {"code": "unavailable", "message": message, "request_id": request_id}
-        return JsonResponse({"status": "unavailable", "error": error}, status_code=503)
+        body: dict[str, Any] = {"status": "unavailable", "error": error}
+        if failing is not None:
+            body["checks"] = failing
+        return JsonResponse(body, status_code=503)
 
     @router.get("/v1/stats", tags=["jobs"], response_model=StatsOut, summary="Job counts")
     async def stats(principal: Reader) -> Response:
