@@ -28,9 +28,11 @@ from faena.ports.store import (
     Submitted,
 )
 from faena.ports.telemetry import NULL_OBSERVER, JobObserver
+from faena.services.batching import GroupCommitter
 from faena.services.catalog import KindCatalog
 
 MAX_BATCH = 10_000
+SUBMITS_PER_TRANSACTION = 64  # requests merged into one store transaction at most
 LOG_PAGE = 1000
 FOLLOW_POLL_S = 1.0  # fallback when no event arrives (another server may hold the job)
 
@@ -73,6 +75,13 @@ def state_event(job: Job, ts: float) -> Event:
     )
 
 
+@dataclass(slots=True)
+class _PendingSubmit:
+    specs: list[JobSpec]
+    ids: list[str]
+    done: asyncio.Future[list[Submitted]]
+
+
 class Orchestrator:
     def __init__(self, store: JobStore, bus: EventBus, clock: Clock, catalog: KindCatalog) -> None:
         self.store = store
@@ -81,6 +90,9 @@ class Orchestrator:
         self.catalog = catalog
         self._wake_hooks: list[Callable[[], None]] = []
         self.observer: JobObserver = NULL_OBSERVER
+        self._submits: GroupCommitter[_PendingSubmit] = GroupCommitter(
+            self._store_submits, max_batch=SUBMITS_PER_TRANSACTION, name="submits"
+        )
 
     def set_observer(self, observer: JobObserver) -> None:
         """Report submits and cancels to ``observer`` (metrics, tracing)."""
@@ -160,12 +172,34 @@ class Orchestrator:
         traceparent = self.observer.traceparent()
         if traceparent is not None:  # the job's attempts join the submitter's trace
             specs = [replace(spec, traceparent=traceparent) for spec in specs]
-        ids = new_ids(len(specs))
-        submitted = await self.store.submit_many(SubmitParams(specs=specs, ids=ids, now=now))
-        self.bus.publish([state_event(s.job, now) for s in submitted if s.created])
-        self.observer.submitted([s.job for s in submitted if s.created])
+        done: asyncio.Future[list[Submitted]] = asyncio.get_running_loop().create_future()
+        self._submits.add(_PendingSubmit(specs, new_ids(len(specs)), done))
+        return await done
+
+    async def _store_submits(self, pending: Sequence[_PendingSubmit]) -> None:
+        """Group commit of submits: requests that arrive while one transaction is in flight
+        share the next one, so 100 clients submitting single jobs cost a few transactions, not
+        100. Each caller gets its own jobs back, or the store's error."""
+        now = self.clock.now()
+        specs = [spec for p in pending for spec in p.specs]
+        ids = [job_id for p in pending for job_id in p.ids]
+        try:
+            submitted = await self.store.submit_many(SubmitParams(specs=specs, ids=ids, now=now))
+        except Exception as e:
+            for p in pending:
+                if not p.done.done():
+                    p.done.set_exception(e)
+            return
+        start = 0
+        for p in pending:
+            end = start + len(p.specs)
+            if not p.done.done():  # a caller that went away still has its jobs stored
+                p.done.set_result(submitted[start:end])
+            start = end
+        created = [s.job for s in submitted if s.created]
+        self.bus.publish([state_event(job, now) for job in created])
+        self.observer.submitted(created)
         self._wake()
-        return submitted
 
     # -- reads ----------------------------------------------------------------------------
 
