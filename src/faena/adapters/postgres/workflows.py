@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from faena.adapters import workflow_rows
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
 from faena.domain.runs import (
@@ -45,6 +46,14 @@ from faena.ports.workflows import (
     SaveRunParams,
 )
 
+# Row decoders shared with the other SQL adapter (same column order).
+_workflow = workflow_rows.workflow_info
+_version = workflow_rows.workflow_version
+_run = workflow_rows.run
+_schedule = workflow_rows.schedule
+_delivery = workflow_rows.delivery
+_subscription = workflow_rows.subscription
+
 WORKFLOW = """SELECT w.tenant, w.name, w.latest_version, w.hook_token, w.hook_secret,
     w.created_at, w.updated_at, coalesce(s.paused, false)
     FROM workflows w
@@ -76,56 +85,6 @@ CLAIM_DELIVERIES = f"""UPDATE webhook_deliveries SET next_attempt_at = $1 + $2
                  WHERE state = 'pending' AND next_attempt_at <= $1
                  ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
     RETURNING {DELIVERY_COLUMNS}"""
-
-
-def _workflow(r: Any) -> WorkflowInfo:
-    return WorkflowInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
-
-
-def _version(r: Any) -> WorkflowVersion:
-    return WorkflowVersion(r[0], r[1], r[2], orjson.loads(r[3]), r[4])
-
-
-def _run(r: Any) -> Run:
-    return Run.from_columns(
-        id=r[0],
-        tenant=r[1],
-        workflow=r[2],
-        version=r[3],
-        state=r[4],
-        doc=orjson.loads(r[5]),
-        created_at=r[6],
-        updated_at=r[7],
-        finished_at=r[8],
-        idempotency_key=r[9],
-        revision=r[10],
-    )
-
-
-def _schedule(r: Any) -> Schedule:
-    return Schedule(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6]))
-
-
-def _delivery(r: Any) -> Delivery:
-    return Delivery(
-        id=r[0],
-        tenant=r[1],
-        subscription_id=r[2],
-        event_id=r[3],
-        event_type=r[4],
-        body=orjson.loads(r[5]),
-        state=DeliveryState(r[6]),
-        attempts=r[7],
-        next_attempt_at=r[8],
-        created_at=r[9],
-        last_status=r[10],
-        last_error=r[11],
-        delivered_at=r[12],
-    )
-
-
-def _subscription(r: Any) -> Subscription:
-    return Subscription(r[0], r[1], r[2], tuple(orjson.loads(r[3])), r[4], r[5])
 
 
 def _dumps(value: Any) -> str:

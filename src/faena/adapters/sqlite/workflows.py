@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from faena.adapters import workflow_rows
 from faena.adapters.sqlite.connection import transaction
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
@@ -42,6 +43,14 @@ from faena.ports.workflows import (
     SaveRunParams,
 )
 
+# Row decoders shared with the other SQL adapter (same column order).
+_workflow = workflow_rows.workflow_info
+_version = workflow_rows.workflow_version
+_run = workflow_rows.run
+_schedule = workflow_rows.schedule
+_delivery = workflow_rows.delivery
+_subscription = workflow_rows.subscription
+
 A = TypeVar("A")
 T = TypeVar("T")
 
@@ -57,52 +66,6 @@ _SCHEDULE = """SELECT tenant, workflow, cron, timezone, catch_up, next_fire_at, 
 _DELIVERY = """SELECT id, tenant, subscription_id, event_id, event_type, body, state, attempts,
     next_attempt_at, created_at, last_status, last_error, delivered_at FROM webhook_deliveries"""
 _INSERT_EVENT = "INSERT INTO outbox (tenant, type, data, ts) VALUES (?, ?, ?, ?)"
-
-
-def _workflow(row: Any) -> WorkflowInfo:
-    return WorkflowInfo(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
-
-
-def _version(row: Any) -> WorkflowVersion:
-    return WorkflowVersion(row[0], row[1], row[2], orjson.loads(row[3]), row[4])
-
-
-def _run(row: Any) -> Run:
-    return Run.from_columns(
-        id=row[0],
-        tenant=row[1],
-        workflow=row[2],
-        version=row[3],
-        state=row[4],
-        doc=orjson.loads(row[5]),
-        created_at=row[6],
-        updated_at=row[7],
-        finished_at=row[8],
-        idempotency_key=row[9],
-        revision=row[10],
-    )
-
-
-def _schedule(row: Any) -> Schedule:
-    return Schedule(row[0], row[1], row[2], row[3], bool(row[4]), row[5], bool(row[6]))
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row[0],
-        tenant=row[1],
-        subscription_id=row[2],
-        event_id=row[3],
-        event_type=row[4],
-        body=orjson.loads(row[5]),
-        state=DeliveryState(row[6]),
-        attempts=row[7],
-        next_attempt_at=row[8],
-        created_at=row[9],
-        last_status=row[10],
-        last_error=row[11],
-        delivered_at=row[12],
-    )
 
 
 def _events(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> None:
@@ -388,10 +351,6 @@ def create_subscription(conn: sqlite3.Connection, s: Subscription) -> None:
             "INSERT INTO webhook_subscriptions VALUES (?, ?, ?, ?, ?, ?)",
             (s.id, s.tenant, s.url, orjson.dumps(list(s.events)).decode(), s.secret, s.created_at),
         )
-
-
-def _subscription(row: Any) -> Subscription:
-    return Subscription(row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4], row[5])
 
 
 def list_subscriptions(conn: sqlite3.Connection, tenant: str) -> list[Subscription]:
