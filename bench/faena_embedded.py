@@ -51,6 +51,7 @@ from bench.peers._common import (
     OUT_DIR_ENV,
     REPO_ROOT,
     WARMUP_JOBS,
+    latency_summary,
     percentile,
     read_lines,
 )
@@ -529,21 +530,8 @@ async def _latency(server: FaenaServer, opts: argparse.Namespace, out_dir: str) 
         finally:
             profiler.stop()
     mem_end = server.memory()
-    lat.sort()
-    submit_s.sort()
     return {
-        "rate": rate,
-        "duration_s": duration,
-        "n": len(lat),
-        "sent_s": round(sent_s, 3),
-        "achieved_rate": round(n / sent_s, 1) if sent_s > 0 else None,
-        "p50_ms": _ms(percentile(lat, 50)),
-        "p95_ms": _ms(percentile(lat, 95)),
-        "p99_ms": _ms(percentile(lat, 99)),
-        "max_ms": _ms(lat[-1]),
-        "mean_ms": _ms(sum(lat) / len(lat)),
-        "enqueue_p50_ms": _ms(percentile(submit_s, 50)),
-        "enqueue_p99_ms": _ms(percentile(submit_s, 99)),
+        **latency_summary(lat, submit_s, rate=rate, duration=duration, n=n, sent_s=sent_s),
         **cpu,
         "rss_idle_mb": mem_idle["rss_mb"],
         "rss_end_mb": mem_end["rss_mb"],

@@ -341,6 +341,13 @@ async def _latency(peer: Peer, opts: argparse.Namespace, out_dir: str) -> dict[s
             await asyncio.sleep(0.02)
     finally:
         group.stop()
+    return latency_summary(lat, submit, rate=rate, duration=duration, n=n, sent_s=sent_s)
+
+
+def latency_summary(
+    lat: list[float], submit: list[float], *, rate: float, duration: float, n: int, sent_s: float
+) -> dict[str, Any]:
+    """The latency scenario's figures, the same for faena and every peer (seconds in, ms out)."""
     lat.sort()
     submit.sort()
     return {
