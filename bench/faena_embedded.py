@@ -51,6 +51,7 @@ from bench.peers._common import (
     OUT_DIR_ENV,
     REPO_ROOT,
     WARMUP_JOBS,
+    bench_lock,
     latency_summary,
     percentile,
     read_lines,
@@ -59,26 +60,6 @@ from bench.peers._common import (
 STATS_POLL_S = 0.02
 READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 15.0
-
-
-def bench_lock(wait_s: float = 900.0) -> int:
-    """Hold the peers' benchmark lock (``bench/peers/_common.py``: ``flock`` on
-    ``$BENCH_LOCK`` or ``/tmp/faena-bench.lock``) until this process exits, so a faena run
-    never overlaps a peer run on this machine's two cores."""
-    import fcntl
-
-    path = os.environ.get("BENCH_LOCK", os.path.join(tempfile.gettempdir(), "faena-bench.lock"))
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"another benchmark holds {path}") from None
-            time.sleep(0.2)
-        else:
-            return fd
 
 
 def faena_bin() -> str:

@@ -399,12 +399,13 @@ LOCK_PATH = os.environ.get("BENCH_LOCK", os.path.join(tempfile.gettempdir(), "fa
 LOCK_WAIT_S = 900.0
 
 
-def _lock() -> int:
-    """One benchmark at a time on this machine: runs share Redis databases and PG tables."""
+def bench_lock(wait_s: float = LOCK_WAIT_S) -> int:
+    """One benchmark at a time on this machine (runs share Redis databases, PG tables and the
+    two cores): ``flock`` on ``$BENCH_LOCK``, held until this process exits."""
     import fcntl
 
     fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
-    deadline = time.monotonic() + LOCK_WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -427,7 +428,7 @@ def main(peer: Peer, argv: list[str] | None = None) -> int:
     try:
         head["version"] = peer.version()
         head["config"] = peer.config(opts)
-        _lock()  # held until this process exits
+        bench_lock()  # held until this process exits
         body = asyncio.run(_drive(peer, opts))
     except BaseException as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
