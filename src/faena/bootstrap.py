@@ -27,6 +27,7 @@ from faena.domain.errors import FaenaError, Unavailable, ValidationError
 from faena.ports.backup import BackupReport, StoreBackup
 from faena.ports.bus import ChangeFeed
 from faena.ports.clock import SystemClock
+from faena.ports.executor import KindHandler
 from faena.ports.store import JobStore, NotifyingStore
 from faena.services.breaker import CircuitBreaker, guarded
 from faena.services.catalog import KindCatalog
@@ -263,11 +264,12 @@ def build_runtime(
             ),
         )
     bus = LocalBus()
-    from faena.worker.kinds import validate_payload
-
+    # The kinds feature areas plug into this process's executor (llm, email.send, ocr …), by
+    # name; filled in by build_kind_handlers once the services they use exist.
+    handlers: dict[str, KindHandler] = {}
     # Strict on every store: the kinds served are this process's and those of every live worker
     # in the shared registry (see build_worker_plane), so a kind nobody serves is refused.
-    catalog = KindCatalog(validate_payload=validate_payload)
+    catalog = KindCatalog(validate_payload=_payload_validator(handlers))
     orchestrator = Orchestrator(store, bus, clock, catalog)
     keys = KeyService(store, clock)
     logs = LogWriter(store, bus, clock)
@@ -293,6 +295,7 @@ def build_runtime(
         delivery_poll_s=settings.delivery_poll_s,
     )
     runtime.workflows = runtime.automation.workflows
+    handlers.update(build_kind_handlers(settings, runtime))
     if settings.workers > 0:
         import_task_modules(settings.imports)
         from faena.worker.executor import Executor
@@ -302,6 +305,7 @@ def build_runtime(
             registry or default_registry,
             allow_shell=settings.allow_shell,
             cpu_workers=settings.cpu_workers,
+            handlers=handlers,
         )
         catalog.add_source(executor.kinds, executor.defaults)
         pool = LocalPool(
@@ -342,6 +346,30 @@ def build_runtime(
 
     observe_runtime(runtime)
     return runtime
+
+
+def _payload_validator(handlers: dict[str, KindHandler]) -> Callable[[str, Any], None]:
+    """Check a payload at submit: a plugged-in kind's own check, else the built-ins'."""
+    from faena.worker.kinds import validate_payload
+
+    def validate(kind: str, payload: Any) -> None:
+        handler = handlers.get(kind)
+        if handler is not None:
+            handler.validate(payload)
+        else:
+            validate_payload(kind, payload)
+
+    return validate
+
+
+def build_kind_handlers(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
+    """The kinds feature areas add to this process's local pool, built on its services.
+
+    Each area adds its own block here (and nowhere else builds them); a remote ``faena worker``
+    registers the self-contained ones in ``faena.cli.worker``.
+    """
+    handlers: dict[str, KindHandler] = {}
+    return handlers
 
 
 class _Server:

@@ -35,6 +35,23 @@ class OutcomeLike(Protocol):
     def retryable(self) -> bool: ...
 
 
+class KindHandler(Protocol):
+    """A built-in kind supplied by a feature area (``llm``, ``email.send``, ``ocr`` …) rather than
+    a user's ``@faena.task``. The composition root hands them to the executor by kind name."""
+
+    def validate(self, payload: Any) -> None:
+        """Raise :class:`faena.domain.errors.ValidationError` for a bad payload (called at
+        submit, so the client hears of it at once)."""
+        ...
+
+    async def run(self, job: Job, sink: ExecutionSink) -> OutcomeLike:
+        """Run one attempt. A failure is an outcome, not an exception; the executor applies
+        ``job.timeout_s`` around this call."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class Executor(Protocol):
     def kinds(self) -> frozenset[str]: ...
 

@@ -17,16 +17,24 @@ agent share it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from faena.domain.errors import ValidationError
 from faena.domain.jobs import Job
-from faena.ports.executor import ExecutionSink, KindDefaults
+from faena.ports.executor import ExecutionSink, KindDefaults, KindHandler, OutcomeLike
 from faena.worker.functions import FunctionRunner
 from faena.worker.kinds import BUILTIN_KINDS
 from faena.worker.kinds.payloads import parse_http, parse_shell, parse_sleep
 from faena.worker.kinds.shell import DEFAULT_GRACE_S, run_shell
-from faena.worker.outcome import SUCCEEDED_EMPTY, Outcome, PermanentError, failed, timed_out
+from faena.worker.outcome import (
+    SUCCEEDED_EMPTY,
+    Outcome,
+    PermanentError,
+    describe,
+    failed,
+    timed_out,
+)
 from faena.worker.registry import TaskRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -43,7 +51,8 @@ class Executor:
     ``allow_shell=False`` refuses ``shell`` jobs (and leaves it out of :meth:`kinds`);
     ``cpu_workers`` sizes the process pool of ``cpu=True`` tasks (default: the CPU count);
     ``thread_workers`` the thread pool of plain functions; ``kill_grace_s`` is how long a shell
-    command's process group has between SIGTERM and SIGKILL.
+    command's process group has between SIGTERM and SIGKILL; ``handlers`` are the kinds that
+    feature areas plug in (``llm``, ``email.send``, ``ocr`` …), by name.
     """
 
     def __init__(
@@ -54,6 +63,7 @@ class Executor:
         cpu_workers: int | None = None,
         thread_workers: int | None = None,
         kill_grace_s: float = DEFAULT_GRACE_S,
+        handlers: Mapping[str, KindHandler] | None = None,
     ) -> None:
         self._registry = registry if registry is not None else default_registry
         self._allow_shell = allow_shell
@@ -61,10 +71,11 @@ class Executor:
         self._functions = FunctionRunner(cpu_workers=cpu_workers, thread_workers=thread_workers)
         self._kill_grace_s = kill_grace_s
         self._http: HttpKind | None = None
+        self._handlers = dict(handlers or {})
 
     def kinds(self) -> frozenset[str]:
-        """The built-in kinds this worker runs and every registered task."""
-        return self._builtins | self._registry.names()
+        """The built-in kinds this worker runs, the plugged-in ones and every registered task."""
+        return self._builtins | self._handlers.keys() | self._registry.names()
 
     def defaults(self, kind: str) -> KindDefaults | None:
         """What ``@task(retries=, timeout=, queue=)`` declared for ``kind``, if anything."""
@@ -77,11 +88,14 @@ class Executor:
             max_attempts=task.max_attempts, timeout_s=task.timeout_s, queue=task.queue
         )
 
-    async def run(self, job: Job, sink: ExecutionSink) -> Outcome:
+    async def run(self, job: Job, sink: ExecutionSink) -> OutcomeLike:
         """Run ``job`` once and say how it went. Raises only ``CancelledError``."""
         kind = job.kind
         if kind == "noop":
             return SUCCEEDED_EMPTY
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            return await _run_handler(handler, job, sink)
         task = self._registry.get(kind)
         if task is not None:
             timeout_s = job.timeout_s if job.timeout_s is not None else task.timeout_s
@@ -120,7 +134,24 @@ class Executor:
         """Close the shared HTTP client and stop the thread and process pools."""
         if self._http is not None:
             await self._http.aclose()
+        for handler in self._handlers.values():
+            await handler.aclose()
         await self._functions.aclose()
+
+
+async def _run_handler(handler: KindHandler, job: Job, sink: ExecutionSink) -> OutcomeLike:
+    try:
+        if job.timeout_s is None:
+            return await handler.run(job, sink)
+        try:
+            async with asyncio.timeout(job.timeout_s):
+                return await handler.run(job, sink)
+        except TimeoutError:
+            return timed_out(job.timeout_s)
+    except ValidationError as exc:
+        return failed(exc.message, retryable=False)
+    except Exception as exc:  # a plug-in's bug fails the attempt, never the worker
+        return failed(describe(exc))
 
 
 async def _sleep(seconds: float, timeout_s: float | None) -> Outcome:
