@@ -388,6 +388,9 @@ class _Server:
             access_log=False,
             timeout_graceful_shutdown=5,
             server_header=False,
+            # The client address is the socket peer; forwarded headers are faena's to judge
+            # (trusted proxies), not uvicorn's, which trusts 127.0.0.1 by default.
+            proxy_headers=False,
         )
 
         class Server(uvicorn.Server):

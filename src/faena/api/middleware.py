@@ -3,8 +3,9 @@ the limit without reading them, and turns any unexpected exception into a logged
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import secrets
 from typing import Any
 
 import structlog
@@ -17,6 +18,14 @@ log = structlog.get_logger("faena.api")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+# Request ids need to be unique, not secret: a random per-process prefix and a counter
+# (os.urandom per request cost ~6 % of a status read's CPU).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -32,7 +41,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        request_id = _incoming_request_id(scope) or new_request_id()
         scope[REQUEST_ID_KEY] = request_id
         header = (REQUEST_ID_HEADER, request_id.encode())
         started = False

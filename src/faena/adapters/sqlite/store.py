@@ -77,6 +77,9 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
         # Each connection is used only on its own executor's thread.
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
+        # Reads of one row by primary key run on the event loop's own thread: in WAL mode a
+        # read never waits for the writer, and a lookup costs less than the hop to a thread.
+        self._inline_conn: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -92,6 +95,7 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
         try:
             await self._run(self._writer, _translated, self._open_writer)
             await self._run(self._reader, _translated, self._open_reader)
+            self._inline_conn = _translated(self._open_inline)
         except BaseException:
             await self.close()
             raise
@@ -99,6 +103,9 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
+        inline, self._inline_conn = self._inline_conn, None
+        if inline is not None:
+            inline.close()
         try:
             if reader is not None:
                 await self._run(reader, self._close_reader)
@@ -153,6 +160,12 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
         return await self._write(operations.purge_finished, params)
 
     async def get(self, tenant: str, job_id: str) -> Job | None:
+        conn = self._inline_conn
+        if conn is not None:
+            try:
+                return operations.get(conn, (tenant, job_id))
+            except sqlite3.OperationalError:  # busy (WAL recovery): wait on the reader thread
+                pass
         return await self._read(operations.get, (tenant, job_id))
 
     async def list_jobs(self, params: ListParams) -> JobPage:
@@ -234,6 +247,11 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
             raise
         self._write_conn = conn
 
+    def _open_inline(self) -> sqlite3.Connection:
+        conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=0)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
     def _open_reader(self) -> None:
         conn = self._connect()
         try:
@@ -254,8 +272,8 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
             self._read_conn = None
 
 
-def _translated(fn: Callable[[], None]) -> None:
+def _translated(fn: Callable[[], T]) -> T:
     try:
-        fn()
+        return fn()
     except sqlite3.Error as e:
         raise translate(e) from e
