@@ -1,0 +1,1 @@
+"""Redis adapters: state shared by several faena servers (rate-limit buckets)."""
