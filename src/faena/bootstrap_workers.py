@@ -105,6 +105,7 @@ def build_worker_plane(
     for name in settings.queue_scorers().values():
         scorer_named(name)
     registry = WorkerRegistry(workers, clock)
+    registry.demand = orchestrator.demand  # idle_kinds of remote workers
     tokens = WorkerTokens(workers, clock)
     manager = WorkerManager(
         store,

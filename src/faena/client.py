@@ -11,8 +11,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import orjson
@@ -37,9 +38,23 @@ from faena.client_models import (
     wait_slice,
     wait_timeout_error,
 )
+from faena.client_workflows import (
+    AppliedWorkflow,
+    Run,
+    RunPage,
+    RunWaitTimeout,
+    StepRun,
+    apply_request,
+    run_body,
+    run_timeout_error,
+)
+
+if TYPE_CHECKING:
+    from faena.workflow_builder import Workflow
 
 __all__ = [
     "ApiKeyInfo",
+    "AppliedWorkflow",
     "AsyncClient",
     "AsyncJobHandle",
     "Client",
@@ -47,6 +62,10 @@ __all__ = [
     "JobHandle",
     "JobPage",
     "LogChunk",
+    "Run",
+    "RunPage",
+    "RunWaitTimeout",
+    "StepRun",
     "WaitTimeout",
 ]
 
@@ -144,10 +163,13 @@ class Client:
         idempotency_key: str | None = None,
         concurrency_key: str | None = None,
         concurrency_limit: int = 1,
+        resources: Mapping[str, float] | None = None,
     ) -> JobHandle:
         """Submit one job. ``timeout`` and ``delay`` are seconds; ``retries`` is the number of
         retries after the first attempt. With an ``idempotency_key`` already used, the handle
-        is the first job's (``handle.created`` is then False)."""
+        is the first job's (``handle.created`` is then False). ``resources``
+        (``{"cpu": 2, "memory_mb": 512}``) is what one attempt needs of a worker: it is placed
+        only where that much is free."""
         body = job_body(
             kind,
             payload,
@@ -162,6 +184,7 @@ class Client:
             idempotency_key=idempotency_key,
             concurrency_key=concurrency_key,
             concurrency_limit=concurrency_limit,
+            resources=resources,
         )
         status, data = self._send("POST", "/v1/jobs", body=body)
         return JobHandle(self, Job.from_json(data), created=status == 201)
@@ -262,6 +285,76 @@ class Client:
     def kinds(self) -> list[str]:
         return list(self._call("GET", "/v1/kinds")["kinds"])
 
+    # -- workflows --------------------------------------------------------------------------
+
+    def apply_workflow(
+        self, definition: str | Path | Mapping[str, Any] | Workflow, *, name: str | None = None
+    ) -> AppliedWorkflow:
+        """Store ``definition`` (YAML text, a file ``Path``, a mapping or a
+        :class:`faena.Workflow`) as a new version; an identical one gives ``created=False``."""
+        path, body, headers = apply_request(definition, name)
+        try:
+            response = self._http.put(path, content=body, headers=headers)
+        except httpx.TransportError as e:
+            raise unreachable(e, self.server, self.timeout) from None
+        return AppliedWorkflow.from_json(decode(response, self.server))
+
+    def run_workflow(
+        self,
+        name: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        """Start a run of ``name`` (its latest version unless ``version``). With ``wait``,
+        return it once finished (``RunWaitTimeout`` after ``timeout`` seconds)."""
+        body = run_body(inputs, version, idempotency_key)
+        run = Run.from_json(self._call("POST", f"/v1/workflows/{name}/runs", body=body))
+        return self.wait_run(run.id, timeout, run=run) if wait else run
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_json(self._call("GET", f"/v1/runs/{run_id}"))
+
+    def wait_run(self, run_id: str, timeout: float | None = None, *, run: Run | None = None) -> Run:
+        """The run once terminal; ``RunWaitTimeout`` (with the last state seen) after
+        ``timeout`` seconds (None: as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = run or self.get_run(run_id)
+        polled = False
+        while not current.is_terminal:
+            seconds = wait_slice(deadline, time.monotonic(), LONG_POLL_S)
+            if polled and deadline is not None and seconds <= 0:
+                raise run_timeout_error(current, timeout)
+            params = {"wait": f"{seconds:.3f}"} if seconds > 0 else None
+            data = self._call(
+                "GET", f"/v1/runs/{run_id}", params=params, read_timeout=seconds + self.timeout
+            )
+            current, polled = Run.from_json(data), True
+        return current
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | Iterable[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        params = {"workflow": workflow, "state": _states(state), "limit": limit, "cursor": cursor}
+        data = self._call("GET", "/v1/runs", params=params)
+        return RunPage([Run.from_json(r) for r in data["runs"]], data.get("next_cursor"))
+
+    def cancel_run(self, run_id: str) -> Run:
+        return Run.from_json(self._call("POST", f"/v1/runs/{run_id}/cancel"))
+
+    def retry_run(self, run_id: str) -> Run:
+        """Re-run a failed or cancelled run from the steps that did not succeed."""
+        return Run.from_json(self._call("POST", f"/v1/runs/{run_id}/retry"))
+
     # -- keys -------------------------------------------------------------------------------
 
     def create_key(
@@ -271,9 +364,10 @@ class Client:
         *,
         tenant: str | None = None,
         expires_at: datetime | float | None = None,
+        rate_limit: int | None = None,
     ) -> ApiKeyInfo:
         """A new API key; its plaintext is in ``.key`` and is never shown again."""
-        body = key_body(name, scopes, tenant, expires_at)
+        body = key_body(name, scopes, tenant, expires_at, rate_limit)
         return ApiKeyInfo.from_json(self._call("POST", "/v1/keys", body=body))
 
     def list_keys(self) -> list[ApiKeyInfo]:
@@ -282,7 +376,70 @@ class Client:
     def revoke_key(self, key_id: str) -> ApiKeyInfo:
         return ApiKeyInfo.from_json(self._call("DELETE", f"/v1/keys/{key_id}"))
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- secrets (values go in, never come out) ---------------------------------------------
+
+    def set_secret(self, name: str, value: str) -> dict[str, Any]:
+        """Create or replace the secret ``name``; the answer has its version, not its value."""
+        found: dict[str, Any] = self._call("PUT", f"/v1/secrets/{name}", body={"value": value})
+        return found
+
+    def list_secrets(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/v1/secrets")["secrets"]
+        return found
+
+    def delete_secret(self, name: str) -> None:
+        self._call("DELETE", f"/v1/secrets/{name}")
+
+    # -- mailbox watches (issue 9) ----------------------------------------------------------
+
+    def add_mail_watch(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Watch a mailbox; ``spec`` as in docs/mail.md (the password is a secret's name)."""
+        found: dict[str, Any] = self._call("POST", "/v1/mail/watches", body=dict(spec))
+        return found
+
+    def list_mail_watches(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/v1/mail/watches")["watches"]
+        return found
+
+    def get_mail_watch(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/v1/mail/watches/{name}")
+        return found
+
+    def remove_mail_watch(self, name: str) -> None:
+        self._call("DELETE", f"/v1/mail/watches/{name}")
+
+    def mail_messages(
+        self, name: str, *, state: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call(
+            "GET", f"/v1/mail/watches/{name}/messages", params={"state": state, "limit": limit}
+        )["messages"]
+        return found
+
+    # -- the LLM layer (issue 8): providers, policies, budgets, usage ----------------------
+
+    def llm(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        """``/v1/llm/{path}`` (``faena llm``): the JSON answer."""
+        query = {k: v for k, v in params.items() if v is not None} or None
+        return self._call(method, f"/v1/llm/{path}", params=query, body=body)
+
+    # -- artefacts (streamed both ways: faena.client_artefacts) ---------------------------
+
+    def put_artefact(
+        self, path: str | Path, *, name: str | None = None, content_type: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a file; the answer is the artefact's metadata (refer to it by ``id``)."""
+        from faena.client_artefacts import put_artefact
+
+        return put_artefact(self, Path(path), name=name, content_type=content_type)
+
+    def download_artefact(self, artefact_id: str, out: Any) -> int:
+        """Write an artefact's bytes to the binary file ``out``; return how many."""
+        from faena.client_artefacts import download_artefact
+
+        return download_artefact(self, artefact_id, out)
+
+        # -- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
         self._http.close()
@@ -417,6 +574,7 @@ class AsyncClient:
         idempotency_key: str | None = None,
         concurrency_key: str | None = None,
         concurrency_limit: int = 1,
+        resources: Mapping[str, float] | None = None,
     ) -> AsyncJobHandle:
         body = job_body(
             kind,
@@ -432,6 +590,7 @@ class AsyncClient:
             idempotency_key=idempotency_key,
             concurrency_key=concurrency_key,
             concurrency_limit=concurrency_limit,
+            resources=resources,
         )
         status, data = await self._send("POST", "/v1/jobs", body=body)
         return AsyncJobHandle(self, Job.from_json(data), created=status == 201)
@@ -529,6 +688,78 @@ class AsyncClient:
     async def kinds(self) -> list[str]:
         return list((await self._call("GET", "/v1/kinds"))["kinds"])
 
+    # -- workflows --------------------------------------------------------------------------
+
+    async def apply_workflow(
+        self, definition: str | Path | Mapping[str, Any] | Workflow, *, name: str | None = None
+    ) -> AppliedWorkflow:
+        """Store ``definition`` (YAML text, a file ``Path``, a mapping or a
+        :class:`faena.Workflow`) as a new version; an identical one gives ``created=False``."""
+        path, body, headers = apply_request(definition, name)
+        try:
+            response = await self._http.put(path, content=body, headers=headers)
+        except httpx.TransportError as e:
+            raise unreachable(e, self.server, self.timeout) from None
+        return AppliedWorkflow.from_json(decode(response, self.server))
+
+    async def run_workflow(
+        self,
+        name: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        """Start a run of ``name`` (its latest version unless ``version``). With ``wait``,
+        return it once finished (``RunWaitTimeout`` after ``timeout`` seconds)."""
+        body = run_body(inputs, version, idempotency_key)
+        run = Run.from_json(await self._call("POST", f"/v1/workflows/{name}/runs", body=body))
+        return await self.wait_run(run.id, timeout, run=run) if wait else run
+
+    async def get_run(self, run_id: str) -> Run:
+        return Run.from_json(await self._call("GET", f"/v1/runs/{run_id}"))
+
+    async def wait_run(
+        self, run_id: str, timeout: float | None = None, *, run: Run | None = None
+    ) -> Run:
+        """The run once terminal; ``RunWaitTimeout`` (with the last state seen) after
+        ``timeout`` seconds (None: as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = run or await self.get_run(run_id)
+        polled = False
+        while not current.is_terminal:
+            seconds = wait_slice(deadline, time.monotonic(), LONG_POLL_S)
+            if polled and deadline is not None and seconds <= 0:
+                raise run_timeout_error(current, timeout)
+            params = {"wait": f"{seconds:.3f}"} if seconds > 0 else None
+            data = await self._call(
+                "GET", f"/v1/runs/{run_id}", params=params, read_timeout=seconds + self.timeout
+            )
+            current, polled = Run.from_json(data), True
+        return current
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | Iterable[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        params = {"workflow": workflow, "state": _states(state), "limit": limit, "cursor": cursor}
+        data = await self._call("GET", "/v1/runs", params=params)
+        return RunPage([Run.from_json(r) for r in data["runs"]], data.get("next_cursor"))
+
+    async def cancel_run(self, run_id: str) -> Run:
+        return Run.from_json(await self._call("POST", f"/v1/runs/{run_id}/cancel"))
+
+    async def retry_run(self, run_id: str) -> Run:
+        """Re-run a failed or cancelled run from the steps that did not succeed."""
+        return Run.from_json(await self._call("POST", f"/v1/runs/{run_id}/retry"))
+
     async def create_key(
         self,
         name: str,
@@ -536,8 +767,9 @@ class AsyncClient:
         *,
         tenant: str | None = None,
         expires_at: datetime | float | None = None,
+        rate_limit: int | None = None,
     ) -> ApiKeyInfo:
-        body = key_body(name, scopes, tenant, expires_at)
+        body = key_body(name, scopes, tenant, expires_at, rate_limit)
         return ApiKeyInfo.from_json(await self._call("POST", "/v1/keys", body=body))
 
     async def list_keys(self) -> list[ApiKeyInfo]:

@@ -70,6 +70,8 @@ class Job:
     timeout_s: float | None = None
     idempotency_key: str | None = None
     concurrency_key: str | None = None
+    resources: dict[str, float] | None = None  # what an attempt needs of a worker, if declared
+    progress: dict[str, Any] | None = None  # {"fraction", "message"} a running task reported
 
     @property
     def is_terminal(self) -> bool:
@@ -102,6 +104,8 @@ class Job:
             timeout_s=data.get("timeout_s"),
             idempotency_key=data.get("idempotency_key"),
             concurrency_key=data.get("concurrency_key"),
+            resources=data.get("resources"),
+            progress=data.get("progress"),
         )
 
 
@@ -147,6 +151,7 @@ class ApiKeyInfo:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     key: str | None = field(default=None, repr=False)
+    rate_limit: int | None = None  # requests per minute; None: the server's default
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ApiKeyInfo:
@@ -160,6 +165,7 @@ class ApiKeyInfo:
             expires_at=parse_time(data.get("expires_at")),
             revoked_at=parse_time(data.get("revoked_at")),
             key=data.get("key"),
+            rate_limit=data.get("rate_limit"),
         )
 
 
@@ -189,6 +195,7 @@ def job_body(
     idempotency_key: str | None,
     concurrency_key: str | None,
     concurrency_limit: int,
+    resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The ``POST /v1/jobs`` body for :meth:`Client.submit`'s arguments (unset ones omitted)."""
     body: dict[str, Any] = {"kind": kind, "payload": payload}
@@ -204,6 +211,7 @@ def job_body(
         "idempotency_key": idempotency_key,
         "concurrency_key": concurrency_key,
         "concurrency_limit": None if concurrency_limit == 1 else concurrency_limit,
+        "resources": dict(resources) if resources else None,
     }
     body.update((k, v) for k, v in optional.items() if v is not None)
     return body
@@ -226,8 +234,11 @@ def key_body(
     scopes: Iterable[str] | None,
     tenant: str | None,
     expires_at: datetime | float | None,
+    rate_limit: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name}
+    if rate_limit is not None:
+        body["rate_limit"] = rate_limit
     if scopes is not None:
         body["scopes"] = list(scopes)
     if tenant is not None:

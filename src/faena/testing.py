@@ -52,6 +52,7 @@ class InMemoryFaena:
             bootstrap_key=TEST_ADMIN_KEY,
             lease_s=lease_s,
             shutdown_grace_s=5.0,
+            rate_limits=False,  # a test engine answers every call its test makes
         )
         self.runtime: Runtime = build_runtime(settings, registry=registry)
         self.api_key = TEST_ADMIN_KEY

@@ -95,6 +95,7 @@ class Env:
             "FAENA_SHUTDOWN_GRACE_S": "5",
             "FAENA_LOG_FORMAT": "json",
             "FAENA_GRPC_PORT": "0",  # the worker protocol on any free port: tests never collide
+            "FAENA_RATE_LIMITS": "off",  # tests/api/test_rate_limits*.py turn them on
             "PYTHONPATH": str(root),
         }
         self.processes: list[FaenaProcess] = []

@@ -1,4 +1,8 @@
-"""The API under test: the real services on the in-memory store, called through the ASGI app.
+"""The API under test: the real services on a store, called through the ASGI app.
+
+The store is the in-memory one unless a test module asks for every backend with
+``store_backend = every_store`` (imported from here): memory, a SQLite file, and a PostgreSQL
+schema of its own (the factories of ``tests/contract/conftest.py``).
 
 Jobs are driven by hand (claim, write logs, complete) so each test decides exactly what a
 worker did, and publishes the matching events as the local pool would.
@@ -8,22 +12,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from faena.adapters.local_bus import LocalBus
-from faena.adapters.memory.store import MemoryStore
 from faena.api.app import create_app
 from faena.domain.events import Event
 from faena.domain.jobs import DEFAULT_TENANT, Job, JobState
 from faena.domain.logs import LogChunk, LogStream
+from faena.domain.tenants import Tenant
 from faena.ports.clock import SystemClock
 from faena.ports.store import ClaimParams, CompleteParams, Completion
+from faena.services.audit import AuditLog
 from faena.services.catalog import KindCatalog
 from faena.services.keys import KeyService
 from faena.services.orchestrator import Orchestrator, state_event
+from faena.services.tenants import TenantService
+from tests.contract.conftest import BACKENDS
 
 KINDS = ("noop", "shell", "sleep", "echo")
 MAX_BODY = 64 * 1024
@@ -34,7 +42,7 @@ class Api:
     """An app, a client on it, and keys: ``admin`` (admin), ``writer`` (jobs:read+write),
     ``reader`` (jobs:read) in the default tenant, ``other`` (jobs:read+write) in tenant b."""
 
-    store: MemoryStore
+    store: Any  # a JobStore that is also a TenantStore and an AuditStore
     bus: LocalBus
     orchestrator: Orchestrator
     keys: KeyService
@@ -43,6 +51,8 @@ class Api:
     writer: str
     reader: str
     other: str
+    audit: AuditLog
+    tenants: TenantService
 
     def auth(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -62,7 +72,7 @@ class Api:
         kind."""
         job = await self.orchestrator.get(DEFAULT_TENANT, job_id)
         now = self.orchestrator.clock.now()
-        claimed = await self.store.claim(
+        claimed: list[Job] = await self.store.claim(
             ClaimParams(
                 worker_id="test-worker",
                 limit=1,
@@ -94,6 +104,7 @@ class Api:
         error: str | None = None,
     ) -> Job:
         now = self.orchestrator.clock.now()
+        done: Job
         [done] = await self.store.complete_many(
             CompleteParams([Completion(job.id, job.attempts, state, result, error)], now)
         )
@@ -114,22 +125,50 @@ def catalog(kinds: Sequence[str] = KINDS) -> KindCatalog:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    store = MemoryStore()
+def store_backend() -> str:
+    """The store the ``api`` fixture runs on; a module overrides it with ``every_store``."""
+    return "memory"
+
+
+@pytest.fixture(name="store_backend", params=sorted(BACKENDS))
+def every_store(request: pytest.FixtureRequest) -> str:
+    """Import as ``store_backend`` to run a module's API tests on every store."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+async def api(store_backend: str, tmp_path: Path) -> AsyncIterator[Api]:
+    store: Any = await BACKENDS[store_backend](tmp_path)
     await store.open()
     bus = LocalBus()
     clock = SystemClock()
     orchestrator = Orchestrator(store, bus, clock, catalog())
-    keys = KeyService(store, clock)
+    keys = KeyService(store, clock, tenants=store)
+    tenants = TenantService(store, clock)
+    audit = AuditLog(store, clock)
+    await store.create_tenant(Tenant("b", clock.now()))
     admin = (await keys.create(DEFAULT_TENANT, "admin", ["admin"])).plaintext
     writer = (await keys.create(DEFAULT_TENANT, "w", ["jobs:read", "jobs:write"])).plaintext
     reader = (await keys.create(DEFAULT_TENANT, "r", ["jobs:read"])).plaintext
     other = (await keys.create("b", "other", ["jobs:read", "jobs:write"])).plaintext
-    app = create_app(orchestrator, keys, max_body_bytes=MAX_BODY, sse_keepalive_s=0.05)
+    app = create_app(
+        orchestrator,
+        keys,
+        max_body_bytes=MAX_BODY,
+        sse_keepalive_s=0.05,
+        tenants=tenants,
+        audit=audit,
+    )
     transport = httpx.ASGITransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://faena.test") as client:
-        yield Api(store, bus, orchestrator, keys, client, admin, writer, reader, other)
-    await store.close()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://faena.test") as client:
+            yield Api(
+                store, bus, orchestrator, keys, client, admin, writer, reader, other, audit, tenants
+            )
+    finally:
+        await audit.close()
+        await store.close()
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> str:

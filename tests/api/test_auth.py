@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 V1_ROUTES = [
     ("POST", "/v1/jobs"),

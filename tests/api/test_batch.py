@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 async def test_a_batch_is_created_in_order(api: Api) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 async def test_a_created_key_is_shown_once_and_works(api: Api) -> None:
@@ -28,12 +30,57 @@ async def test_a_key_defaults_to_reading_and_writing_jobs(api: Api) -> None:
     assert response.json()["scopes"] == ["jobs:read", "jobs:write"]
 
 
-async def test_a_key_may_be_made_for_another_tenant(api: Api) -> None:
+async def test_the_operator_may_make_a_key_for_another_existing_tenant(api: Api) -> None:
+    created = await api.client.post(
+        "/v1/tenants", json={"name": "acme"}, headers=api.auth(api.admin)
+    )
+    assert created.status_code == 201, created.text
     response = await api.client.post(
         "/v1/keys", json={"name": "t", "tenant": "acme"}, headers=api.auth(api.admin)
     )
     job = await api.submit(key=response.json()["key"])
     assert job["tenant"] == "acme"
+
+
+async def test_a_key_for_a_tenant_that_does_not_exist_is_refused(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/keys", json={"name": "t", "tenant": "nope"}, headers=api.auth(api.admin)
+    )
+    assert "tenant 'nope' does not exist" in assert_error(response, 422, "invalid")
+
+
+async def test_only_the_operator_may_make_keys_for_another_tenant(api: Api) -> None:
+    made = await api.client.post(
+        "/v1/keys",
+        json={"name": "b-admin", "tenant": "b", "scopes": ["admin"]},
+        headers=api.auth(api.admin),
+    )
+    b_admin = made.json()["key"]
+    response = await api.client.post(
+        "/v1/keys", json={"name": "t", "tenant": "default"}, headers=api.auth(b_admin)
+    )
+    assert "'default' tenant" in assert_error(response, 403, "forbidden")
+    own = await api.client.post("/v1/keys", json={"name": "t"}, headers=api.auth(b_admin))
+    assert own.json()["tenant"] == "b"
+
+
+async def test_a_key_may_carry_its_own_rate_limit(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/keys", json={"name": "slow", "rate_limit": 30}, headers=api.auth(api.admin)
+    )
+    assert response.json()["rate_limit"] == 30
+    listed = await api.client.get("/v1/keys", headers=api.auth(api.admin))
+    [slow] = [k for k in listed.json()["keys"] if k["name"] == "slow"]
+    assert slow["rate_limit"] == 30
+    principal = await api.keys.authenticate(response.json()["key"])
+    assert principal.rate_limit == 30
+
+
+async def test_a_rate_limit_below_one_is_refused(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/keys", json={"name": "x", "rate_limit": 0}, headers=api.auth(api.admin)
+    )
+    assert_error(response, 422, "invalid")
 
 
 async def test_a_key_may_expire(api: Api) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 async def test_label_filters_keep_jobs_with_every_label(api: Api) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 def parse_events(text: str) -> list[dict[str, Any]]:
@@ -40,7 +42,7 @@ async def follow(api: Api, job_id: str, **headers: str) -> list[dict[str, Any]]:
 
 
 async def test_logs_are_read_in_order_with_cursors(api: Api) -> None:
-    job = await api.submit("shell", payload={"command": "echo"})
+    job = await api.submit("shell", key=api.admin, payload={"command": "echo"})
     await api.run(job["id"], "hello\n", "world\n")
     response = await api.client.get(f"/v1/jobs/{job['id']}/logs", headers=api.auth(api.reader))
     body = response.json()

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from faena.domain.jobs import DEFAULT_TENANT, JobState
 from faena.ports.store import ClaimParams
+from faena.ports.workflows import DispatchOutboxParams
 from faena.testing import InMemoryFaena
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -137,3 +138,25 @@ async def test_metrics_can_be_turned_off() -> None:
             assert (await c.get("/metrics")).status_code == 404
     finally:
         await runtime.stop()
+
+
+async def test_the_webhook_backlog_is_a_gauge(faena: InMemoryFaena) -> None:
+    """Outbox events not yet relayed and deliveries not yet made, read from the store."""
+    webhooks = faena.runtime.automation.webhooks  # type: ignore[union-attr]
+    assert webhooks is not None
+    await webhooks.stop()  # nothing relays: what is written stays in the backlog
+    await webhooks.subscribe(DEFAULT_TENANT, "http://127.0.0.1:9/never", ["workflow.applied"])
+    workflows = faena.runtime.workflows
+    assert workflows is not None
+    for name in ("a", "b"):
+        await workflows.apply_text(DEFAULT_TENANT, f"name: {name}\nsteps: [{{id: s, kind: noop}}]")
+    transport = httpx.ASGITransport(faena.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://faena.test") as client:
+        before = await scrape(client)
+        assert value(before, "faena_outbox_backlog") == 2
+        assert value(before, "faena_webhook_deliveries_pending") == 0
+        await webhooks.store.dispatch_outbox(DispatchOutboxParams(now=0.0, limit=100))
+        faena.runtime.telemetry.metrics.depth_ttl_s = 0.0
+        after = await scrape(client)
+    assert value(after, "faena_outbox_backlog") == 0
+    assert value(after, "faena_webhook_deliveries_pending") == 2

@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from faena.domain.jobs import JobState
-from tests.api.conftest import KINDS, Api, assert_error
+from tests.api.conftest import KINDS, Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 async def test_a_job_is_read_by_id(api: Api) -> None:

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import Api, assert_error, every_store
+
+store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
 
 
 async def test_a_submitted_job_is_created_queued(api: Api) -> None:
@@ -46,6 +48,7 @@ async def test_times_are_iso_8601_utc(api: Api) -> None:
 async def test_options_are_stored(api: Api) -> None:
     job = await api.submit(
         "shell",
+        key=api.admin,  # shell needs the jobs:shell scope (or admin)
         payload={"command": "echo hi"},
         queue="emails",
         priority=5,

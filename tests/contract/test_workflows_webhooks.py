@@ -5,6 +5,7 @@ re-driven; two relays never deliver one event twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -12,9 +13,11 @@ import orjson
 import pytest
 
 from faena.domain.errors import Conflict, NotFound, ValidationError
+from faena.domain.jobs import JobState
 from faena.domain.runs import DeliveryState
 from faena.domain.signatures import verify
 from faena.services.deliveries import DeliveryPolicy, Webhooks, backoff
+from faena.services.orchestrator import JobRequest, state_event
 from tests.contract.workflow_support import TENANT, Harness
 
 FLOW = "name: w\nsteps: [{id: a, kind: noop}]\n"
@@ -147,3 +150,53 @@ async def test_subscriptions_are_validated_and_deleted(h: Harness) -> None:
     assert await w.subscriptions(TENANT) == []
     with pytest.raises(NotFound):
         await w.unsubscribe(TENANT, sub.id)
+
+
+async def test_job_state_events_reach_the_outbox_once_each_for_subscribed_tenants(
+    h: Harness,
+) -> None:
+    """SQLite and PostgreSQL write them in the job's own statement (triggers), so the bus
+    listener must not add a second copy; the in-memory store relies on that listener."""
+    receiver = Receiver()
+    w = hooks(h, receiver)
+    assert w.copy_job_events is not getattr(h.store, "job_events_in_outbox", False)
+    listener = asyncio.get_running_loop().create_task(w._job_events())
+    await asyncio.sleep(0)  # the listener subscribes before anything is published
+    try:
+        await w.subscribe(TENANT, "http://hooks.test/in", ["job.state"])
+        [submitted] = await h.orchestrator.submit(TENANT, [JobRequest(kind="noop")])
+        await h.orchestrator.submit("other", [JobRequest(kind="noop")])  # no subscription
+        await h.work({"noop": 7})
+        job = await h.store.get(TENANT, submitted.job.id)
+        assert job is not None and job.state is JobState.SUCCEEDED
+        h.bus.publish([state_event(job, h.clock.now())])  # as the completer does after commit
+        for _ in range(50):  # the listener copies asynchronously (memory store only)
+            await asyncio.sleep(0.01)
+            if await w.relay_once() == 0 and len(receiver.requests) >= 3:
+                break
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+    bodies = receiver.bodies()
+    assert {b["type"] for b in bodies} == {"job.state"}
+    assert {b["data"]["job_id"] for b in bodies} == {job.id}
+    states = [b["data"]["state"] for b in bodies]
+    assert sorted(states) == sorted(set(states))  # no event recorded twice
+    if not w.copy_job_events:  # every transition, straight from the store
+        assert states == ["queued", "running", "succeeded"]
+        assert bodies[-1]["data"]["kind"] == "noop" and bodies[-1]["data"]["attempts"] == 1
+
+
+async def test_the_delivery_backlog_counts_undispatched_events_and_pending_deliveries(
+    h: Harness,
+) -> None:
+    w = hooks(h, Receiver(500))
+    await w.subscribe(TENANT, "http://hooks.test/in", ["workflow.applied"])
+    before = await h.store.delivery_backlog()
+    await h.apply(FLOW)
+    queued = await h.store.delivery_backlog()
+    assert queued.outbox == before.outbox + 1 and queued.pending == before.pending
+    assert await w.relay_once() == 1  # dispatched; the attempt got a 500: still pending
+    after = await h.store.delivery_backlog()
+    assert (after.outbox, after.pending) == (0, 1)

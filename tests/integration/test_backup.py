@@ -339,7 +339,8 @@ async def test_postgres_restore_of_a_damaged_archive_changes_nothing(
     file = tmp_path / "faena.dump"
     await PostgresBackup(source).backup(file)
     data = bytearray(file.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64  # inside the jobs' data
+    # Inside the jobs' data: 4 KiB, so that zlib cannot decode it into garbage unnoticed.
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\xff" * 4096
     file.write_bytes(bytes(data))
     with pytest.raises(ValidationError, match="manifest"):
         await PostgresBackup(target).restore(file)

@@ -4,6 +4,7 @@ raw protocol clients, on the in-memory store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -287,3 +288,238 @@ async def test_a_credential_is_required_and_a_bad_token_is_refused(plain: Runtim
         assert no_credential.value.code() is grpc.StatusCode.UNAUTHENTICATED
     finally:
         await raw.close()
+
+
+async def test_garbage_bytes_close_only_that_stream(plain: Runtime) -> None:
+    """A client that sends bytes no protobuf decodes loses its own stream; a worker next to
+    it keeps its session and still gets work."""
+    token = await _token(plain)
+    good = RawWorker(plain, token)
+    raw_channel = grpc.aio.insecure_channel(f"127.0.0.1:{plain.workers_plane.grpc_port}")
+    try:
+        assert (await good.connect("good", ["noop"])).WhichOneof("body") == "registered"
+        cred = await good.stub.Authenticate(pb.AuthRequest(token=token))
+        connect = raw_channel.stream_stream(
+            "/faena.worker.v1.WorkerService/Connect",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        call = connect(metadata=(("authorization", f"Bearer {cred.credential}"),))
+        await call.write(b"\xff\xfe not a protobuf \x00\x01\x02" * 10)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async with asyncio.timeout(10):
+                while True:
+                    await call.read()
+        assert failed.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+        [submitted] = await plain.orchestrator.submit("default", [JobRequest(kind="noop")])
+        async with asyncio.timeout(10):
+            msg = await good.call.read()
+            while msg.WhichOneof("body") != "assignment":
+                msg = await good.call.read()
+        assert msg.assignment.job_id == submitted.job.id
+        assert "good" in plain.workers_plane.manager.sessions
+    finally:
+        await good.close()
+        await raw_channel.close()
+
+
+async def test_progress_flows_from_a_remote_task_to_the_events_and_the_job(
+    plain: Runtime,
+) -> None:
+    """``current_job().progress()`` in a task on a real agent: a ``job.progress`` event on the
+    server's bus (secrets masked) and ``progress`` on the job while the attempt runs."""
+    import faena
+
+    registry = TaskRegistry()
+    release = asyncio.Event()
+
+    @faena.task(registry=registry)
+    async def halfway() -> str:
+        faena.current_job().progress(0.5, "page 3 of 6, key s3cr3t")
+        await release.wait()
+        return "done"
+
+    agent = Agent(
+        AgentConfig(
+            server=f"127.0.0.1:{plain.workers_plane.grpc_port}",
+            token=await _token(plain),
+            worker_id="agent-1",
+            capacity=Capacity(slots=2),
+            secrets=["s3cr3t"],
+        ),
+        Executor(registry, allow_shell=False),
+    )
+    task = asyncio.get_running_loop().create_task(agent.run())
+    try:
+        async with asyncio.timeout(30):
+            while "agent-1" not in plain.workers_plane.manager.sessions:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        with contextlib.closing(plain.bus.subscribe("default")) as sub:
+            [submitted] = await plain.orchestrator.submit("default", [JobRequest(kind="halfway")])
+            async with asyncio.timeout(30):
+                event = await sub.get()
+                while event.type != "job.progress":
+                    event = await sub.get()
+        assert event.job_id == submitted.job.id
+        assert (event.data["fraction"], event.data["message"]) == (0.5, "page 3 of 6, key ****")
+        job = await plain.orchestrator.get("default", submitted.job.id)
+        assert plain.orchestrator.progress is not None
+        shown = plain.orchestrator.progress.of(job)
+        assert shown is not None and shown["fraction"] == 0.5 and shown["attempt"] == 1
+        release.set()
+        done = await plain.orchestrator.wait("default", submitted.job.id, 30)
+        assert done.state is JobState.SUCCEEDED
+        assert plain.orchestrator.progress.of(done) is None  # only while the attempt runs
+    finally:
+        agent._stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_worker_offering_kinds_nobody_submits_is_reported(plain: Runtime) -> None:
+    """``idle_kinds`` in ``GET /v1/workers`` and a warning when the worker connects."""
+    import httpx
+    from structlog.testing import capture_logs
+
+    plain.orchestrator.demand.note(["noop"])  # as a submit of a noop job a moment ago
+    raw = RawWorker(plain, await _token(plain))
+    try:
+        with capture_logs() as logs:
+            assert (await raw.connect("idler", ["noop", "sleep"])).WhichOneof("body")
+        [warning] = [e for e in logs if e["event"].startswith("worker offers kinds")]
+        assert (warning["worker_id"], warning["idle_kinds"]) == ("idler", ["sleep"])
+        transport = httpx.ASGITransport(plain.app())
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://faena.test",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        ) as client:
+            workers = (await client.get("/v1/workers")).json()["workers"]
+        [idler] = [w for w in workers if w["id"] == "idler"]
+        assert idler["idle_kinds"] == ["sleep"]
+        assert all(w["idle_kinds"] == [] for w in workers if w["kind"] == "local")
+        sleep = JobRequest(kind="sleep", payload={"seconds": 0}, delay_s=600)
+        await plain.orchestrator.submit("default", [sleep])
+        assert plain.orchestrator.demand.idle(["noop", "sleep"]) == []
+    finally:
+        await raw.close()
+
+
+class CuttableProxy:
+    """A TCP proxy between an agent and the server that can swallow what the agent sends
+    (bytes in flight that never arrive) and then cut every connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.swallow = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    if up and self.swallow:
+                        continue  # written by the agent, never delivered
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_log_chunks_lost_with_a_cut_stream_are_sent_again_once(plain: Runtime) -> None:
+    """Chunks written into a connection that dies never reach the server; the agent keeps what
+    the server has not acknowledged and sends it again after reconnecting; the server keeps
+    each chunk once."""
+    import faena
+    from faena.ports.store import ReadLogsParams
+
+    registry = TaskRegistry()
+    phase: dict[str, asyncio.Event] = {n: asyncio.Event() for n in ("one", "go2", "two", "go3")}
+
+    @faena.task(registry=registry)
+    async def chatty() -> str:
+        job = faena.current_job()
+        for i in range(2):
+            job.log(f"line {i}")
+        phase["one"].set()
+        await phase["go2"].wait()
+        for i in range(2, 5):
+            job.log(f"line {i}")
+        phase["two"].set()
+        await phase["go3"].wait()
+        for i in range(5, 7):
+            job.log(f"line {i}")
+        return "ok"
+
+    proxy = CuttableProxy(plain.workers_plane.grpc_port)
+    await proxy.start()
+    agent = Agent(
+        AgentConfig(
+            server=f"127.0.0.1:{proxy.port}",
+            token=await _token(plain),
+            worker_id="agent-1",
+            capacity=Capacity(slots=2),
+            backoff_min_s=0.05,
+            backoff_max_s=0.2,
+        ),
+        Executor(registry, allow_shell=False),
+    )
+    manager = plain.workers_plane.manager
+    task = asyncio.get_running_loop().create_task(agent.run())
+
+    async def stored() -> str:
+        chunks = await plain.store.read_logs(ReadLogsParams("default", job_id))
+        return "".join(c.chunk.data for c in chunks)
+
+    try:
+        async with asyncio.timeout(30):
+            while "agent-1" not in manager.sessions:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            [submitted] = await plain.orchestrator.submit("default", [JobRequest(kind="chatty")])
+            job_id = submitted.job.id
+            await phase["one"].wait()
+            while await stored() != "line 0\nline 1\n":  # noqa: ASYNC110 - a store read
+                await asyncio.sleep(0.02)
+            first = manager.sessions["agent-1"]
+            proxy.swallow = True
+            phase["go2"].set()
+            await phase["two"].wait()
+            await asyncio.sleep(0.3)  # lines 2-4 are written into the connection, and lost
+            assert await stored() == "line 0\nline 1\n"
+            proxy.swallow = False
+            proxy.cut()
+            while manager.sessions.get("agent-1") in (None, first):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            phase["go3"].set()
+            done = await plain.orchestrator.wait("default", job_id, 20)
+        assert done.state is JobState.SUCCEEDED
+        assert await stored() == "".join(f"line {i}\n" for i in range(7))
+        async with asyncio.timeout(10):  # every chunk is acknowledged in the end
+            while agent._unacked:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        agent._stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await proxy.close()

@@ -40,7 +40,7 @@ class UiServer:
                 self.faena = faena
                 self.api_key = faena.api_key
                 keys = faena.runtime.keys
-                scopes = ["jobs:read", "jobs:write"]
+                scopes = ["jobs:read", "jobs:write", "workflows:read", "workflows:write"]
                 self.other_key = (await keys.create(OTHER_TENANT, "b", scopes)).plaintext
                 self._loop = asyncio.get_running_loop()
                 config = uvicorn.Config(

@@ -189,6 +189,12 @@ def test_a_workflow_run_draws_its_dag_with_step_states(
     expect(nodes).to_have_count(4)
     assert [n.get_attribute("data-state") for n in nodes.all()] == ["succeeded"] * 4
     assert page.locator("#dag path.edge").count() == 4
+    # Each step's logs, inline: the shell step's output is there without leaving the page.
+    parse = page.locator("#step-logs details[data-step=parse]")
+    expect(parse).to_have_count(1)
+    parse.locator("summary").click()
+    expect(parse.locator("pre.log")).to_contain_text("ok")
+    expect(page.locator("#step-logs details")).to_have_count(4)
     shot(page, screenshots, "run")
     page.goto(server.url + "/ui/workflows")
     page.wait_for_selector("#workflows a:has-text('intake')")
@@ -226,6 +232,59 @@ def test_another_tenant_sees_none_of_the_first_tenants_jobs(
     page.goto(f"{server.url}/ui/jobs/{mine['id']}")
     page.wait_for_selector("#flash:has-text('No job')")
     shot(page, screenshots, "other-tenant")
+
+
+def test_another_tenant_sees_none_of_the_first_tenants_runs(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    flow = {"steps": [{"id": "only", "kind": "noop"}]}
+    server.api("PUT", "/v1/workflows/private-flow", json=flow)
+    run = server.api("POST", "/v1/workflows/private-flow/runs?wait=10", json={})
+    assert run["state"] == "succeeded"
+    sign_in(page, server, server.other_key)
+    page.wait_for_selector("#tenant:has-text('tenant-b')")
+    page.goto(server.url + "/ui/workflows")
+    page.wait_for_selector("#workflows td.empty")
+    page.wait_for_selector("#runs td.empty")
+    assert page.locator("text=private-flow").count() == 0
+    page.goto(f"{server.url}/ui/runs/{run['id']}")
+    page.wait_for_selector("#flash:has-text('no run')")
+    assert page.locator("#dag g.node").count() == 0
+    page.goto(server.url + "/ui/workflows/private-flow")
+    page.wait_for_selector("#flash:has-text('no workflow')")
+    shot(page, screenshots, "other-tenant-runs")
+
+
+def test_the_audit_page_lists_filters_and_pages_the_tenants_entries(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    sign_in(page, server)
+    if "/v1/audit" not in paths:
+        page.goto(server.url + "/ui/audit")
+        page.wait_for_selector("#audit td.empty:has-text('Not available')")
+        pytest.skip("this faena has no audit API yet")
+    for _ in range(3):
+        server.submit("noop")
+    httpx.post(server.url + "/v1/jobs", headers={"Authorization": "Bearer fk_nope"}, json={})
+    page.click("nav a[href='/ui/audit']")
+    page.wait_for_selector("#audit tbody tr[data-outcome]")
+    expect(page.locator("#audit tbody td:has-text('jobs.submit')").first).to_be_visible()
+    page.fill("#filters input[name=action]", "jobs.submit")
+    page.select_option("#filters select[name=outcome]", "ok")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"action=jobs.submit"))
+    rows = page.locator("#audit tbody tr[data-outcome]")
+    expect(rows.first).to_be_visible()
+    assert rows.count() >= 3
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.outcome)")) == {"ok"}
+    shot(page, screenshots, "audit")
+
+
+def test_the_audit_page_says_when_the_key_may_not_read_it(page: Any, server: UiServer) -> None:
+    sign_in(page, server, server.other_key)  # no audit:read scope
+    page.goto(server.url + "/ui/audit")
+    page.wait_for_selector("#audit td.empty:has-text('Not available')")
 
 
 def test_a_wrong_key_is_refused_at_sign_in(page: Any, server: UiServer, screenshots: Path) -> None:

@@ -236,3 +236,20 @@ def test_the_admin_key_file_is_used_when_no_key_is_given(
     runner = CliRunner(env={"FAENA_SERVER": server.url, "FAENA_HOME": str(tmp_path),
                             "FAENA_API_KEY": None})  # fmt: skip
     assert runner.invoke(main, ["jobs", "list"]).exit_code == 0
+
+
+def test_submit_resources_are_sent_with_the_job(faena) -> None:  # type: ignore[no-untyped-def]
+    result = faena("--json", "submit", "noop", "--resources", "cpu=2,memory_mb=512")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resources"] == {"cpu": 2.0, "memory_mb": 512}
+
+
+def test_bad_resources_are_a_usage_error_or_the_servers_one_line(faena) -> None:  # type: ignore[no-untyped-def]
+    result = faena("submit", "noop", "--resources", "gpu=1")
+    assert result.exit_code == 2
+    assert "expected cpu=N or memory_mb=N" in one_error_line(result)
+    result = faena("submit", "noop", "--resources", "cpu=lots")
+    assert result.exit_code == 2 and "not a number" in one_error_line(result)
+    result = faena("submit", "noop", "--resources", "cpu=100000")
+    assert result.exit_code == 1
+    assert "resources.cpu: Input should be less than or equal to" in one_error_line(result)

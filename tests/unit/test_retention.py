@@ -53,7 +53,27 @@ def test_retention_days_defaults_to_30_and_zero_keeps_forever() -> None:
 def test_the_runtime_runs_retention_only_when_a_period_is_set() -> None:
     from faena.bootstrap import build_runtime
 
-    kept = build_runtime(Settings(database_url="memory://", retention_days=0))
+    kept = build_runtime(
+        Settings(database_url="memory://", retention_days=0, audit_retention_days=0)
+    )
     assert kept.retention is None
     purged = build_runtime(Settings(database_url="memory://"))
     assert purged.retention is not None
+    audit_only = build_runtime(Settings(database_url="memory://", retention_days=0))
+    assert audit_only.retention is not None  # the audit log keeps its 90 days
+
+
+async def test_old_audit_entries_are_purged_with_the_jobs() -> None:
+    from faena.domain.audit import AuditEntry
+    from faena.ports.audit import AuditQuery
+    from faena.services.audit import AuditLog
+
+    store = MemoryStore()
+    clock = FakeClock(100 * DAY_S)
+    audit = AuditLog(store, clock)
+    await audit.record(AuditEntry(tenant="a", action="old", at=5 * DAY_S))
+    await audit.record(AuditEntry(tenant="a", action="recent", at=95 * DAY_S))
+    retention = Retention(store, clock, keep_s=DAY_S, audit=audit, audit_keep_s=90 * DAY_S)
+    assert await retention.purge_audit_once() == 1
+    left = await store.list_audit(AuditQuery(tenant="a"))
+    assert [e.action for e in left.entries] == ["recent"]

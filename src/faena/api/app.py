@@ -9,15 +9,19 @@ from typing import Any
 from fastapi import FastAPI
 
 from faena.api.auth import Authenticator
+from faena.api.body import DEFAULT_LIMITS, InputLimits
 from faena.api.errors import install_error_handlers
+from faena.api.hot import HotRoutes
 from faena.api.middleware import RequestMiddleware
 from faena.api.responses import JsonResponse
 from faena.api.routes.jobs import jobs_router
 from faena.api.routes.keys import keys_router
+from faena.api.routes.llm import include_llm
 from faena.api.routes.system import system_router
 from faena.api.schemas import OPENAPI_COMPONENTS
 from faena.services.keys import KeyService
 from faena.services.orchestrator import Orchestrator
+from faena.services.ratelimit import RateLimits
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 SSE_KEEPALIVE_S = 15.0
@@ -34,6 +38,15 @@ def create_app(
     workers: Any | None = None,
     telemetry: Any | None = None,
     ui: bool = True,
+    rate_limits: RateLimits | None = None,
+    input_limits: InputLimits = DEFAULT_LIMITS,
+    artefacts: Any | None = None,
+    mail: Any | None = None,
+    tenants: Any | None = None,
+    audit: Any | None = None,
+    secrets: Any | None = None,
+    llm: Any | None = None,
+    ask: Any | None = None,
 ) -> FastAPI:
     from faena import __version__
 
@@ -43,7 +56,8 @@ def create_app(
         summary="Durable jobs: submit, follow, cancel, retry.",
         default_response_class=JsonResponse,
     )
-    auth = Authenticator(keys)
+    # rate_limits (issue 6): None: no limits (the composition root always gives them).
+    auth = Authenticator(keys, rate_limits)
     app.include_router(system_router(orchestrator, auth, ready))
     app.include_router(jobs_router(orchestrator, auth, sse_keepalive_s=sse_keepalive_s))
     app.include_router(keys_router(keys, auth))
@@ -57,6 +71,28 @@ def create_app(
         from faena.api.routes.workers import workers_router
 
         app.include_router(workers_router(workers.registry, workers.tokens, auth))
+    upload_limits = _mount_artefacts(app, artefacts, auth)  # issue 9
+    if mail is not None:  # faena.services.mail.MailService: mailbox watches (issue 9)
+        from faena.api.routes.mail import mail_router
+
+        app.include_router(mail_router(mail, auth))
+    if tenants is not None:  # faena.services.tenants.TenantService (issue 6)
+        from faena.api.routes.tenants import tenants_router
+
+        app.include_router(tenants_router(tenants, auth))
+    if audit is not None:  # faena.services.audit.AuditLog (issue 6)
+        from faena.api.routes.tenants import audit_router
+
+        app.include_router(audit_router(audit, auth))
+    if secrets is not None:  # faena.services.secrets.SecretService (issue 6)
+        from faena.api.routes.secrets import secrets_router
+
+        app.include_router(secrets_router(secrets, auth))
+    include_llm(app, llm, auth)  # faena.services.llm.LlmService (issue 8), when given
+    if ask is not None:  # faena.services.ask.AskService (issue 8): /v1/ask
+        from faena.api.routes.ask import ask_router
+
+        app.include_router(ask_router(ask, auth))
     from faena.api.routes.events import events_router
 
     app.include_router(events_router(orchestrator.bus, keys))
@@ -69,7 +105,19 @@ def create_app(
 
         mount_ui(app)
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, max_body_bytes=max_body_bytes)
+    # Innermost of faena's middlewares: every other one sees the hot routes' requests too.
+    app.add_middleware(HotRoutes, orchestrator=orchestrator, auth=auth)
+    if audit is not None:  # just outside the hot routes: every call under /v1 and /hooks
+        from faena.api.audit import AuditMiddleware
+
+        app.add_middleware(AuditMiddleware, audit=audit)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=max_body_bytes,
+        rate_limits=rate_limits,
+        input_limits=input_limits,
+        upload_limits=upload_limits,
+    )
     if telemetry is not None and telemetry.enabled:  # outermost: sees the route and status
         from faena.observability.http import TelemetryMiddleware
 
@@ -78,6 +126,17 @@ def create_app(
         )
     _publish_input_schemas(app)
     return app
+
+
+def _mount_artefacts(app: FastAPI, artefacts: Any | None, auth: Authenticator) -> dict[str, int]:
+    """``/v1/artefacts`` when there is an ArtefactService; its upload limit for the middleware
+    (uploads are streamed, so they may exceed the general body limit)."""
+    if artefacts is None:
+        return {}
+    from faena.api.routes.artefacts import ARTEFACTS_PATH, artefacts_router
+
+    app.include_router(artefacts_router(artefacts, auth))
+    return {ARTEFACTS_PATH: artefacts.max_bytes}
 
 
 def _publish_input_schemas(app: FastAPI) -> None:

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: dict[type[domain.FaenaError], int] = {
     domain.Forbidden: 403,
     domain.PayloadTooLarge: 413,
     domain.Unavailable: 503,
+    domain.RateLimited: 429,
 }
 CODE_BY_STATUS = {
     400: "bad_request",
@@ -36,6 +37,7 @@ CODE_BY_STATUS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "rate_limited",
     503: "unavailable",
 }
 REQUEST_ID_KEY = "faena.request_id"
@@ -67,6 +69,17 @@ def error_response(
     return JsonResponse(body, status_code=status, headers=headers)
 
 
+def rate_limit_headers(error: domain.RateLimited) -> dict[str, str]:
+    """``Retry-After`` (whole seconds) and the IETF draft ``RateLimit-*`` fields of a 429."""
+    retry = str(error.retry_after_s)
+    return {
+        "Retry-After": retry,
+        "RateLimit-Limit": str(error.limit),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": retry,
+    }
+
+
 def status_of(error: domain.FaenaError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -91,6 +104,8 @@ async def _faena_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, domain.FaenaError)
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, domain.RateLimited):
+        headers = rate_limit_headers(exc)
     if status == 500:
         return await _unexpected(request, exc)
     return error_response(status, exc.code, exc.message, request_id_of(request.scope), headers)
@@ -132,6 +147,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     request_id = request_id_of(request.scope)
     log.error("unmapped error", request_id=request_id, error=repr(exc))
     return error_response(500, "internal", f"internal error; request id {request_id}", request_id)
+
+
+async def handled_error(request: Request, exc: Exception) -> Response | None:
+    """The response the app's exception handlers give ``exc``, or None for an exception they
+    do not handle (for code answering outside FastAPI's exception middleware)."""
+    if isinstance(exc, domain.FaenaError):
+        return await _faena_error(request, exc)
+    if isinstance(exc, ApiError):
+        return await _api_error(request, exc)
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:

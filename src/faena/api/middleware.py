@@ -1,5 +1,6 @@
-"""A pure-ASGI middleware run around every request: it names the request, refuses bodies over
-the limit without reading them, and turns any unexpected exception into a logged, bare 500."""
+"""A pure-ASGI middleware run around every request: it names the request, applies the rate
+limits it can before the app (see :mod:`faena.services.ratelimit`), refuses bodies over the
+limit without reading them, and turns any unexpected exception into a logged, bare 500."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faena.api.errors import REQUEST_ID_KEY, error_response
-from faena.domain.errors import PayloadTooLarge
+from faena.api.body import DEFAULT_LIMITS, INPUT_LIMITS_KEY, InputLimits
+from faena.api.errors import REQUEST_ID_KEY, error_response, rate_limit_headers
+from faena.domain.errors import PayloadTooLarge, RateLimited
+from faena.services.ratelimit import RateLimits
 
 log = structlog.get_logger("faena.api")
 
 REQUEST_ID_HEADER = b"x-request-id"
+# Set in the scope for the authenticator: the client's address, and whether the request has
+# been charged to a rate-limit bucket yet.
+CLIENT_IP_KEY = "faena.client_ip"
+CHARGED_KEY = "faena.rate_charged"
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 # Request ids need to be unique, not secret: a random per-process prefix and a counter
 # (os.urandom per request cost ~6 % of a status read's CPU).
@@ -33,9 +40,20 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        rate_limits: RateLimits | None = None,
+        upload_limits: dict[str, int] | None = None,
+        input_limits: InputLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Exact paths whose POST bodies have a limit of their own (artefact uploads, streamed).
+        self.upload_limits = upload_limits or {}
+        self.rate_limits = rate_limits
+        self.input_limits = input_limits  # JSON depth and string length (faena.api.body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +61,7 @@ class RequestMiddleware:
             return
         request_id = _incoming_request_id(scope) or new_request_id()
         scope[REQUEST_ID_KEY] = request_id
+        scope[INPUT_LIMITS_KEY] = self.input_limits
         header = (REQUEST_ID_HEADER, request_id.encode())
         started = False
 
@@ -53,7 +72,20 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        limits = self.rate_limits
+        charged = True
+        if limits is not None:
+            try:
+                charged = await _admit(limits, scope)
+            except RateLimited as refused:
+                await error_response(
+                    429, refused.code, refused.message, request_id, rate_limit_headers(refused)
+                )(scope, receive, send_with_id)
+                return
+
         limit = self.max_body_bytes
+        if self.upload_limits and scope["method"] == "POST":
+            limit = self.upload_limits.get(scope["path"], limit)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await error_response(413, "payload_too_large", _too_large(limit).message, request_id)(
@@ -90,6 +122,18 @@ class RequestMiddleware:
         finally:
             structlog.contextvars.reset_contextvars(**bound)
             structlog.contextvars.unbind_contextvars("tenant")
+            if not charged and not scope.get(CHARGED_KEY) and limits is not None:
+                await limits.settle(scope[CLIENT_IP_KEY])
+
+
+async def _admit(limits: RateLimits, scope: Scope) -> bool:
+    """Find the client's address and charge what is known before the app; see
+    :meth:`RateLimits.admit`."""
+    client = scope.get("client")
+    ip = limits.client_ip(client[0] if client else None, _header(scope, b"x-forwarded-for"))
+    scope[CLIENT_IP_KEY] = ip
+    has_key = _header(scope, b"authorization") is not None
+    return await limits.admit(scope["method"], scope["path"], ip, has_key)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

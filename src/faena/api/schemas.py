@@ -150,6 +150,9 @@ class KeyIn(BaseModel):
     )
     tenant: Name | None = None
     expires_at: Time | None = None
+    rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None, description="requests per minute for this key (default: the server's)"
+    )
 
 
 JOB_IN = TypeAdapter(JobIn)
@@ -211,6 +214,7 @@ def key_to_json(key: ApiKey) -> dict[str, Any]:
         "created_at": iso(key.created_at),
         "expires_at": iso(key.expires_at),
         "revoked_at": iso(key.revoked_at),
+        "rate_limit": key.rate_limit,
     }
 
 
@@ -278,6 +282,7 @@ class KeyOut(BaseModel):
     created_at: str
     expires_at: str | None
     revoked_at: str | None
+    rate_limit: int | None = Field(description="requests per minute; null: the server default")
 
 
 class CreatedKeyOut(KeyOut):

@@ -13,10 +13,15 @@ from typing import Any
 
 import click
 
+from faena.cli.artefacts import artefacts
 from faena.cli.context import CliContext
 from faena.cli.jobs import jobs, submit
 from faena.cli.keys import keys
+from faena.cli.llm import llm
+from faena.cli.mail import mail
 from faena.cli.output import EXIT_OK, exit_code_for, fail
+from faena.cli.secrets import secrets
+from faena.cli.tenants import audit, tenants
 from faena.cli.worker import worker
 from faena.cli.workers import workers
 from faena.domain.errors import FaenaError
@@ -90,7 +95,13 @@ def main(ctx: click.Context, server: str | None, api_key: str | None, as_json: b
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(keys)
+main.add_command(tenants)
+main.add_command(audit)
 main.add_command(workers)
+main.add_command(secrets)
+main.add_command(artefacts)
+main.add_command(mail)
+main.add_command(llm)
 main.add_command(worker)
 
 
@@ -111,5 +122,14 @@ def _add_serve_commands() -> None:
 
 
 _add_serve_commands()
+
+
+def _add_mcp_command() -> None:
+    from faena.cli.mcp import mcp  # imports the mcp SDK only when the command runs
+
+    main.add_command(mcp)
+
+
+_add_mcp_command()
 
 __all__ = ["main"]

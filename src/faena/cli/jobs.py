@@ -18,7 +18,7 @@ from faena.cli.output import (
     print_json_line,
     to_plain,
 )
-from faena.cli.params import JSON, LABEL, SECONDS
+from faena.cli.params import JSON, LABEL, RESOURCES, SECONDS
 from faena.client import Job, LogChunk
 
 STATES = ("queued", "scheduled", "running", "succeeded", "failed", "cancelled")
@@ -34,6 +34,11 @@ STATES = ("queued", "scheduled", "running", "succeeded", "failed", "cancelled")
 @click.option("--timeout", type=SECONDS, metavar="S", help="seconds an attempt may run")
 @click.option("--label", "labels", type=LABEL, multiple=True, help="a label a worker must offer")
 @click.option("--idempotency-key", metavar="K", help="submit at most once per key")
+@click.option(
+    "--resources",
+    type=RESOURCES,
+    help="what an attempt needs of a worker: cpu=2,memory_mb=512",
+)
 @click.option("--wait", is_flag=True, help="wait for the job to finish and print its output")
 @click.option(
     "--wait-timeout", type=SECONDS, metavar="S", help="with --wait: give up after S seconds"
@@ -52,6 +57,7 @@ def submit(
     timeout: float | None,
     labels: tuple[tuple[str, str], ...],
     idempotency_key: str | None,
+    resources: dict[str, float] | None,
     wait: bool,
     wait_timeout: float | None,
 ) -> None:
@@ -71,6 +77,7 @@ def submit(
         timeout=timeout,
         delay=delay,
         idempotency_key=idempotency_key,
+        resources=resources,
     )
     if not wait:
         if cli.json:

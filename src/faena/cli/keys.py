@@ -26,10 +26,17 @@ def keys() -> None:
     metavar="S",
     help="repeat for several (default: jobs:read and jobs:write; 'admin' for everything)",
 )
-@click.option("--tenant", metavar="T", help="the key's tenant (default: yours)")
+@click.option(
+    "--tenant", metavar="T",
+    help="the key's tenant (default: yours; another, existing one: operator only)",
+)  # fmt: skip
 @click.option(
     "--expires-in", type=click.FloatRange(min=0, min_open=True), metavar="S",
     help="the key stops working after S seconds",
+)  # fmt: skip
+@click.option(
+    "--rate-limit", type=click.IntRange(min=1), metavar="N",
+    help="at most N requests a minute with this key (default: the server's limit)",
 )  # fmt: skip
 @json_option
 @pass_cli
@@ -40,11 +47,12 @@ def create(
     scopes: tuple[str, ...],
     tenant: str | None,
     expires_in: float | None,
+    rate_limit: int | None,
 ) -> None:
     """Create a key called NAME and print it (it is shown once)."""
     expires_at = None if expires_in is None else time.time() + expires_in
     key = cli.client().create_key(
-        name, scopes or DEFAULT_SCOPES, tenant=tenant, expires_at=expires_at
+        name, scopes or DEFAULT_SCOPES, tenant=tenant, expires_at=expires_at, rate_limit=rate_limit
     )
     if cli.json:
         print_json(key)  # the plaintext is its `key` field

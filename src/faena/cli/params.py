@@ -52,6 +52,31 @@ class Label(click.ParamType[tuple[str, str], Any]):
         return key, val
 
 
+class ResourcesValue(click.ParamType[dict[str, float], Any]):
+    """``cpu=2,memory_mb=512``: what one attempt needs of a worker (the server checks ranges)."""
+
+    name = "cpu=N,memory_mb=N"
+    KEYS = ("cpu", "memory_mb")
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dict[str, float]:
+        if isinstance(value, dict):
+            return value
+        out: dict[str, float] = {}
+        for part in str(value).split(","):
+            key, sep, raw = part.strip().partition("=")
+            if not sep or key not in self.KEYS:
+                self.fail(f"{part.strip()!r}: expected cpu=N or memory_mb=N", param, ctx)
+            try:
+                number = float(raw)
+            except ValueError:
+                self.fail(f"{key}={raw!r}: not a number", param, ctx)
+            out[key] = int(number) if key == "memory_mb" and number.is_integer() else number
+        return out
+
+
 JSON = JsonValue()
+RESOURCES = ResourcesValue()
 LABEL = Label()
 SECONDS = click.FloatRange(min=0, min_open=False)

@@ -170,8 +170,18 @@ def worker(**kw: Any) -> None:
         grace_s=kw["grace"],
         version=__version__,
     )
-    executor = Executor(default_registry, allow_shell=kw["allow_shell"])
-    agent = Agent(config, executor, probe=LoadProbe(kw["report_cpu"]))
+    from faena.bootstrap_mail import remote_mail_kinds
+
+    handlers: dict[str, Any] = {}
+    handlers.update(remote_mail_kinds(Settings.from_env()))  # email.send, notify.* (issue 9)
+    from faena.bootstrap_documents import remote_document_kinds
+
+    handlers.update(remote_document_kinds(Settings.from_env()))  # document.text, ocr (issue 9)
+    executor = Executor(default_registry, allow_shell=kw["allow_shell"], handlers=handlers)
+    from faena.observability.wiring import agent_telemetry
+
+    telemetry = agent_telemetry(Settings.from_env().tracing, os.environ)
+    agent = Agent(config, executor, probe=LoadProbe(kw["report_cpu"]), observer=telemetry)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -181,6 +191,8 @@ def worker(**kw: Any) -> None:
             await agent.run()
         finally:
             await executor.aclose()
+            if telemetry.tracing is not None:
+                telemetry.tracing.shutdown()  # export the last spans
 
     try:
         asyncio.run(main())

@@ -19,7 +19,8 @@ def workers() -> None:
 @json_option
 @pass_cli
 def list_workers(cli: CliContext) -> None:
-    """Workers seen in the last day: kinds, labels, capacity, live CPU/RAM, running jobs."""
+    """Workers seen in the last day: kinds, labels, capacity, live CPU/RAM, running jobs, and
+    the kinds a remote worker offers that no job was submitted for lately (IDLE KINDS)."""
     found: list[dict[str, Any]] = cli.client()._call("GET", "/v1/workers")["workers"]
     if cli.json:
         print_json(found)
@@ -28,7 +29,7 @@ def list_workers(cli: CliContext) -> None:
         click.echo("no workers (start one with 'faena worker' or run 'faena up')")
         return
     rows: list[tuple[str, ...]] = [
-        ("ID", "KIND", "STATE", "SLOTS", "RUN", "CPU%", "RAM%", "LABELS", "HEARTBEAT")
+        ("ID", "KIND", "STATE", "SLOTS", "RUN", "CPU%", "RAM%", "LABELS", "HEARTBEAT", "IDLE KINDS")
     ]
     for w in found:
         state = w["state"] if w["live"] else "gone"
@@ -44,6 +45,7 @@ def list_workers(cli: CliContext) -> None:
                 f"{w['load']['memory_percent']:.0f}",
                 labels,
                 str(w["last_heartbeat"] or "-"),
+                ",".join(w.get("idle_kinds") or []) or "-",
             )
         )
     _table(rows)

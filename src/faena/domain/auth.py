@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from faena.domain.errors import Forbidden
 
 KEY_PREFIX = "fk_"
 VISIBLE_PREFIX_LENGTH = 11  # "fk_" plus 8 characters, enough to tell keys apart in a list
@@ -21,6 +24,7 @@ class ApiKey:
     created_at: float
     expires_at: float | None = None
     revoked_at: float | None = None
+    rate_limit: int | None = None  # requests per minute for this key; None: the server default
 
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -34,6 +38,7 @@ class Principal:
     key_id: str
     key_prefix: str
     scopes: tuple[str, ...]
+    rate_limit: int | None = None  # the key's own requests-per-minute limit, if it has one
 
     def has_scope(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -49,3 +54,20 @@ def hash_key(plaintext: str) -> str:
 
 def visible_prefix(plaintext: str) -> str:
     return plaintext[:VISIBLE_PREFIX_LENGTH]
+
+
+SHELL_SCOPE = "jobs:shell"
+# Kinds that run arbitrary code on a worker: a key needs SHELL_SCOPE (or admin) to submit them,
+# and a worker must allow them too (``faena worker --allow-shell``, FAENA_ALLOW_SHELL).
+CODE_RUNNING_KINDS = frozenset({"shell"})
+
+
+def require_kinds_allowed(principal: Principal, kinds: Iterable[str]) -> None:
+    """Forbidden, naming the scope, when ``kinds`` hold a code-running kind the key may not use."""
+    if principal.has_scope(SHELL_SCOPE):
+        return
+    dangerous = sorted(CODE_RUNNING_KINDS.intersection(kinds))
+    if dangerous:
+        raise Forbidden(
+            f"this API key lacks the {SHELL_SCOPE!r} scope, needed for {dangerous[0]!r} jobs"
+        )

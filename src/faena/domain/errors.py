@@ -63,3 +63,14 @@ class SchemaError(FaenaError):
     """The database schema is newer than this code, or a migration failed."""
 
     code = "schema"
+
+
+class RateLimited(FaenaError):
+    """Too many requests for a key or a client address (HTTP 429 with ``Retry-After``)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int, limit: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # whole seconds, at least 1
+        self.limit = limit  # requests per minute of the bucket that refused

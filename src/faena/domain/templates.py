@@ -21,12 +21,29 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from faena.domain.secrets import REFERENCE, reference
+
 MAX_RENDERED_CHARS = 1_000_000  # one rendered string, or one native value as JSON
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 
 
 class TemplateError(Exception):
     """A template that cannot compile or cannot render."""
+
+
+def defuse_secret_references(value: Any) -> Any:
+    """Data (inputs, a webhook's body, an e-mail, a step's output) that *looks like* a secret
+    reference is altered (``{ { secrets.X } }``), so that only references written in the workflow
+    itself are resolved: an outsider cannot make a step carry a secret by sending the text."""
+    if isinstance(value, str):
+        if "secrets" not in value:
+            return value
+        return REFERENCE.sub(lambda m: m.group(0).replace("{{", "{ {").replace("}}", "} }"), value)
+    if isinstance(value, list):
+        return [defuse_secret_references(v) for v in value]
+    if isinstance(value, dict):
+        return {defuse_secret_references(k): defuse_secret_references(v) for k, v in value.items()}
+    return value
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -37,7 +54,12 @@ class _Environment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            finalize=defuse_secret_references,
+        )
         self.globals = {"range": _small_range, "dict": dict, "lipsum": None}
         del self.globals["lipsum"]
 
@@ -72,6 +94,17 @@ def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value or "{#" in value
 
 
+def _keep_secret_references(source: str) -> str:
+    """``{{ secrets.NAME }}`` is not rendered here: it stays as text (in a raw block) for the
+    server to resolve when the step's job is handed to its worker (docs/secrets.md)."""
+    if "secrets" not in source:
+        return source
+    return REFERENCE.sub(
+        lambda m: "{% raw %}" + reference(m.group("attr") or m.group("key")) + "{% endraw %}",
+        source,
+    )
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str) -> tuple[bool, Any]:
     """(native, compiled): an expression for whole-value templates, a Template otherwise."""
@@ -86,15 +119,20 @@ def _compile(source: str) -> tuple[bool, Any]:
 
 def compile_template(source: str) -> None:
     """Raise :class:`TemplateError` unless ``source`` compiles."""
-    _compile(source)
+    _compile(_keep_secret_references(source))
 
 
 def render_string(source: str, context: Mapping[str, Any]) -> Any:
     if not is_template(source):
         return source
-    native, compiled = _compile(source)
+    whole = REFERENCE.fullmatch(source.strip())
+    if whole is not None:
+        return reference(whole.group("attr") or whole.group("key"))
+    native, compiled = _compile(_keep_secret_references(source))
     try:
         value = compiled(**context) if native else compiled.render(**context)
+        if native:
+            value = defuse_secret_references(value)
         return _bounded(_plain(value))
     except (JinjaTemplateError, SecurityError) as e:
         raise TemplateError(_describe(e)) from None

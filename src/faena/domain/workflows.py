@@ -72,6 +72,7 @@ class InputDef:
     type: str = "any"
     required: bool = True
     default: Any = None
+    description: str | None = None  # for people and for /v1/ask, which fills inputs from text
 
     def check(self, value: Any) -> None:
         accepted = INPUT_TYPES[self.type]
@@ -191,6 +192,7 @@ class WorkflowDef:
             out["inputs"] = {
                 i.name: {"type": i.type, "required": i.required}
                 | ({"default": i.default} if not i.required and i.default is not None else {})
+                | ({"description": i.description} if i.description else {})
                 for i in self.inputs
             }
         out["on_failure"] = self.on_failure
@@ -363,7 +365,12 @@ def _parse_inputs(raw: Any) -> tuple[InputDef, ...]:
         has_default = "default" in spec
         required = bool(spec.get("required", not has_default))
         default = strip_lines(spec.get("default"))
-        item = InputDef(name=name, type=typ, required=required, default=default)
+        description = spec.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ValidationError(f"inputs.{name}.description must be a string")
+        item = InputDef(
+            name=name, type=typ, required=required, default=default, description=description
+        )
         if has_default and default is not None:
             try:
                 item.check(default)

@@ -13,9 +13,10 @@ does for any replicated service; ``PROMETHEUS_MULTIPROC_DIR`` is not needed and 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,7 @@ class Metrics:
             self.store_errors,
         )
         self._gauges: list[GaugeSource] = []
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
         self._depths: list[QueueDepth] = []
         self._depths_at = float("-inf")
         self._depth_source: Any = None
@@ -192,12 +194,40 @@ class Metrics:
         """A gauge read at scrape time; ``read`` returns its value per label tuple."""
         self._gauges.append(GaugeSource(name, documentation, labelnames, read))
 
+    def add_async_gauges(
+        self, read: Callable[[], Awaitable[dict[str, float]]], gauges: dict[str, str]
+    ) -> None:
+        """Unlabelled gauges whose values come from one store read (``read`` returns them by
+        name; ``gauges`` documents each), re-read at a scrape at most every ``depth_ttl_s``;
+        a failed read keeps the last values (the store's own errors are counted elsewhere)."""
+        values = dict.fromkeys(gauges, 0.0)
+        read_at = float("-inf")
+
+        async def refresh() -> None:
+            nonlocal read_at
+            now = time.monotonic()
+            if now - read_at < self.depth_ttl_s:
+                return
+            read_at = now
+            with contextlib.suppress(Exception):
+                values.update(await read())
+
+        def reader(name: str) -> Gauges:
+            return lambda: {(): values[name]}
+
+        self._refreshers.append(refresh)
+        for name, documentation in gauges.items():
+            self.add_gauge(name, documentation, (), reader(name))
+
     def set_depth_source(self, source: Any) -> None:
         """A store with ``queue_depths()`` (``faena.ports.telemetry.QueueDepthSource``)."""
         self._depth_source = source if hasattr(source, "queue_depths") else None
 
     async def refresh(self) -> None:
-        """Re-read the queue depths if the cached ones are older than ``depth_ttl_s``."""
+        """Re-read the queue depths (and the async gauges) if the cached ones are older than
+        ``depth_ttl_s``."""
+        for refresh in self._refreshers:
+            await refresh()
         if self._depth_source is None:
             return
         now = time.monotonic()

@@ -29,6 +29,18 @@ def build_telemetry(settings: Settings, env: Mapping[str, str]) -> Telemetry:
     return Telemetry(Metrics(), tracing, metrics_on=settings.metrics)
 
 
+def agent_telemetry(tracing_setting: str, env: Mapping[str, str]) -> Telemetry:
+    """A remote agent's observer: no metrics (the server counts its jobs), a span per attempt
+    when tracing is on (``FAENA_TRACING``/``OTEL_*``, as for a server), continuing the
+    ``traceparent`` that comes with each assignment."""
+    from faena import __version__
+
+    tracing = None
+    if tracing_wanted(tracing_setting, env):
+        tracing = Tracing(otlp_provider(__version__), store_sample=0.0)
+    return Telemetry(Metrics(), tracing, metrics_on=False)
+
+
 def observe_runtime(runtime: Any) -> None:
     """Point the pool at the observer, register scrape-time gauges and the readiness checks."""
     telemetry: Telemetry = runtime.telemetry
@@ -60,6 +72,7 @@ def observe_runtime(runtime: Any) -> None:
                 ("total",): float(pool.config.concurrency),
             },
         )
+    _webhook_gauges(metrics, runtime.store)
     plane = runtime.workers_plane
     if plane is not None and hasattr(plane, "registry"):
         _worker_gauges(metrics, plane.registry)
@@ -67,6 +80,28 @@ def observe_runtime(runtime: Any) -> None:
     if manager is not None and hasattr(manager, "set_observer"):
         manager.set_observer(telemetry)  # starts on remote workers count too
     runtime.readiness = Readiness(runtime.store, _loops(runtime))
+
+
+def _webhook_gauges(metrics: Metrics, store: Any) -> None:
+    """The relay's backlog, from the store (every server sees the whole deployment's)."""
+
+    async def read() -> dict[str, float]:
+        backlog = await store.delivery_backlog()
+        return {
+            "faena_outbox_backlog": float(backlog.outbox),
+            "faena_webhook_deliveries_pending": float(backlog.pending),
+        }
+
+    metrics.add_async_gauges(
+        read,
+        {
+            "faena_outbox_backlog": "Events in the outbox not yet turned into webhook deliveries.",
+            "faena_webhook_deliveries_pending": (
+                "Webhook deliveries waiting for their first or next attempt (not delivered, "
+                "not dead)."
+            ),
+        },
+    )
 
 
 def _worker_gauges(metrics: Metrics, registry: Any) -> None:
@@ -143,3 +178,23 @@ def _loops(runtime: Any) -> dict[str, Any]:
     if feed is not None:
         loops["change_feed"] = lambda: OK if feed.connected else "not connected (reconnecting)"
     return loops
+
+
+def observe_rate_limits(telemetry: Telemetry, limits: Any) -> None:
+    """Requests refused by rate limits, by bucket, and the takes a shared backend (Redis)
+    could not answer, which were allowed (the limits fail open)."""
+    metrics = telemetry.metrics
+    metrics.add_gauge(
+        "faena_rate_limited_requests",
+        "Requests refused with 429 since start, by bucket (key, ip, bulk, health, "
+        "auth_failures).",
+        ("bucket",),
+        lambda: {(bucket,): float(n) for bucket, n in limits.counts.refused.items()},
+    )
+    metrics.add_gauge(
+        "faena_rate_limit_backend_errors",
+        "Rate-limit checks the shared backend (Redis) could not answer since start; each "
+        "request was allowed.",
+        (),
+        lambda: {(): float(getattr(limits.limiter, "errors", 0))},
+    )

@@ -24,6 +24,13 @@ class ExecutionSink(Protocol):
     def log(self, stream: LogStream, data: str) -> None: ...
 
 
+class ProgressSink(Protocol):
+    """A sink that also takes progress reports (the pool's and the agent's; a sink without
+    ``progress`` drops them)."""
+
+    def progress(self, fraction: float, message: str = "") -> None: ...
+
+
 class OutcomeLike(Protocol):
     @property
     def succeeded(self) -> bool: ...

@@ -209,6 +209,10 @@ class JobStore(Protocol):
 
     async def get(self, tenant: str, job_id: str) -> Job | None: ...
 
+    async def get_many(self, tenant: str, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs of ``tenant`` among ``job_ids``, in no particular order, missing ones left
+        out: one read where the workflow engine would otherwise call ``get`` per step job."""
+
     async def list_jobs(self, params: ListParams) -> JobPage: ...
 
     async def append_logs(self, chunks: Sequence[LogChunk]) -> None: ...

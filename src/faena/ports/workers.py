@@ -86,9 +86,14 @@ class WorkerChannel(Protocol):
     """The server's end of one connected worker's stream (the gRPC adapter implements it).
     Every method only queues the message: none blocks."""
 
-    def assign(self, job: Job) -> None: ...
+    def assign(self, job: Job, mask: Sequence[str] = ()) -> None:
+        """Send ``job`` (its payload with secrets resolved); ``mask``: the secret values the
+        worker must mask in what it sends back."""
 
     def cancel(self, job_id: str, attempt: int, reason: str) -> None: ...
+
+    def log_ack(self, job_id: str, attempt: int, seq: int) -> None:
+        """The attempt's log chunks up to ``seq`` are taken: the worker may forget them."""
 
     def renew_credential(self, credential: str, expires_at: float) -> None: ...
 

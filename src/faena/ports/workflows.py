@@ -166,6 +166,14 @@ class ListDeliveriesParams:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryBacklog:
+    """What the webhook relay has yet to do, across tenants (a gauge in ``/metrics``)."""
+
+    outbox: int  # events not yet turned into deliveries
+    pending: int  # deliveries waiting for their (next) attempt
+
+
 class WorkflowStore(Protocol):
     async def put_workflow(self, params: PutWorkflowParams) -> PutWorkflowResult: ...
 
@@ -185,6 +193,13 @@ class WorkflowStore(Protocol):
     async def create_run(self, params: CreateRunParams) -> CreatedRun: ...
 
     async def get_run(self, tenant: str, run_id: str) -> Run | None: ...
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        """Undispatched outbox events and pending deliveries, all tenants (cheap: indexed)."""
+
+    async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
+        """The runs of ``tenant`` among ``run_ids``, in no particular order, missing ones left
+        out: the engine reads the runs it advances together in one query."""
 
     async def list_runs(self, params: ListRunsParams) -> RunPage: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +21,8 @@ STREAM_TO_PB = {
 STREAM_FROM_PB = {v: k for k, v in STREAM_TO_PB.items()}
 
 
-def assignment(job: Job) -> pb.ServerMessage:
+def assignment(job: Job, mask: Sequence[str] = ()) -> pb.ServerMessage:
+    """``job`` as sent to its worker; ``mask``: the secret values in its payload."""
     return pb.ServerMessage(
         assignment=pb.Assignment(
             job_id=job.id,
@@ -33,6 +35,8 @@ def assignment(job: Job) -> pb.ServerMessage:
             timeout_s=job.timeout_s or 0.0,
             max_attempts=job.max_attempts,
             created_at=job.created_at,
+            mask=list(mask),
+            traceparent=job.traceparent or "",
         )
     )
 
@@ -54,6 +58,7 @@ def job_of(a: pb.Assignment, now: float) -> Job:
         created_at=a.created_at,
         timeout_s=a.timeout_s or None,
         started_at=now,
+        traceparent=a.traceparent or None,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,13 @@ class QueueChannel:
         self.queue: asyncio.Queue[pb.ServerMessage | _Closed] = asyncio.Queue()
         self.closed = False
 
-    def assign(self, job: Job) -> None:
-        self.queue.put_nowait(assignment(job))
+    def assign(self, job: Job, mask: Sequence[str] = ()) -> None:
+        self.queue.put_nowait(assignment(job, mask))
+
+    def log_ack(self, job_id: str, attempt: int, seq: int) -> None:
+        self.queue.put_nowait(
+            pb.ServerMessage(log_ack=pb.LogAck(job_id=job_id, attempt=attempt, seq=seq))
+        )
 
     def cancel(self, job_id: str, attempt: int, reason: str) -> None:
         self.queue.put_nowait(

@@ -50,8 +50,11 @@ class KindCatalog:
                 return found
         return None
 
-    def check(self, kind: str, payload: Any) -> None:
-        known = self.kinds()
+    def check(self, kind: str, payload: Any, known: frozenset[str] | None = None) -> None:
+        """Refuse a kind nobody serves (strict) or a bad payload. ``known``: a snapshot of
+        :meth:`kinds` taken once for a whole batch (it is a union over every source)."""
+        if known is None:
+            known = self.kinds()
         if kind not in known and self.strict:
             listed = ", ".join(sorted(known)) or "none: start a worker"
             raise ValidationError(f"unknown kind {kind!r}; kinds served here: {listed}")

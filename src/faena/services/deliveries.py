@@ -1,8 +1,11 @@
 """The outbox relay and outbound webhooks.
 
-Run, step and workflow events are written to the outbox in the transaction of their change; job
-state events are appended by a bus listener when a tenant subscribes to them (after their
-commit: a crash in between can lose one). The relay turns outbox events into one delivery per
+Run, step and workflow events are written to the outbox in the transaction of their change. So
+are job state events on SQLite and PostgreSQL, for tenants with a subscription that wants them:
+database triggers on ``jobs`` (migrations sqlite 0013, postgres 0014) write them in the statement
+that changes the job (the store says so with ``job_events_in_outbox``). The in-memory store has
+no such hook: there a bus listener appends them right after the change (nothing survives a crash
+of that store anyway). The relay turns outbox events into one delivery per
 matching subscription (``dispatch_outbox``, in one transaction), then delivers due deliveries:
 ``POST`` the event as JSON, signed (:mod:`faena.domain.signatures`). A 2xx marks it delivered;
 anything else is retried with exponential backoff and jitter, and after ``max_attempts`` the
@@ -50,6 +53,7 @@ from faena.ports.workflows import (
 log = structlog.get_logger("faena.webhooks")
 
 MAX_EVENT_PATTERNS = 20
+RELAY_GAP_S = 0.05  # at most 20 relays a second, however many events wake it
 EVENT_TYPES = ("workflow.applied", "run.state", "step.state", "job.state")
 
 
@@ -144,6 +148,9 @@ class Webhooks:
         self._subs: dict[str, tuple[float, list[Subscription]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        # The store writes job.state events in the change's own transaction: copying them from
+        # the bus as well would record each twice (once per server on PostgreSQL).
+        self.copy_job_events = not getattr(store, "job_events_in_outbox", False)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -205,17 +212,23 @@ class Webhooks:
         await self._client.aclose()
 
     async def _relay_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
+            self._wake.clear()  # before the relay: what is written meanwhile wakes the next one
             try:
                 await self.relay_once()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("webhook relay failed", error=repr(e))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_s):
                     await self._wake.wait()
+            # Busy workflows write step events all the time: one relay per gap, not per event.
+            gap = RELAY_GAP_S - (loop.time() - started)
+            if gap > 0:
+                await asyncio.sleep(gap)
 
     async def _job_events(self) -> None:
         """Job state changes are written by the job services, not here: copy those that a
@@ -227,6 +240,9 @@ class Webhooks:
                     self._wake.set()
                     continue
                 if event.type != "job.state":
+                    continue
+                if not self.copy_job_events:
+                    self._wake.set()
                     continue
                 try:
                     await self._copy_job_event(event)

@@ -13,6 +13,7 @@ import structlog
 from faena.domain.jobs import Job, JobState
 from faena.domain.logs import LogStream
 from faena.domain.retry import after_failure
+from faena.domain.secrets import SecretError
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock, Jitter, system_jitter
 from faena.ports.executor import Executor, OutcomeLike
@@ -22,6 +23,9 @@ from faena.services.breaker import log_store_error
 from faena.services.completions import Completer
 from faena.services.logs import JobLogSink, LogWriter
 from faena.services.orchestrator import state_event
+from faena.services.secret_masking import MaskedSink, mask_outcome
+from faena.services.secrets import SecretService
+from faena.worker.masking import SecretMasker
 
 log = structlog.get_logger("faena.pool")
 
@@ -80,6 +84,11 @@ class LocalPool:
         self._idle.set()
         self._next_due: float | None = None
         self._observer: JobObserver = NULL_OBSERVER
+        self._secrets: SecretService | None = None
+
+    def set_secrets(self, secrets: SecretService) -> None:
+        """Resolve ``{{ secrets.NAME }}`` in payloads as jobs are handed to the executor."""
+        self._secrets = secrets
 
     def set_observer(self, observer: JobObserver) -> None:
         """Report claims and attempts to ``observer`` (metrics, a span per attempt)."""
@@ -219,7 +228,7 @@ class LocalPool:
         try:
             try:
                 with self._observer.attempt(job) as note_outcome:
-                    outcome = await self._executor.run(job, sink)
+                    outcome = await self._execute(job, sink)
                     note_outcome(outcome.succeeded, outcome.error)
             except asyncio.CancelledError:
                 entry = self._running.get(job.id)
@@ -244,6 +253,28 @@ class LocalPool:
             self._slot_freed.set()
             if not self._running:
                 self._idle.set()
+
+    async def _execute(self, job: Job, sink: JobLogSink) -> OutcomeLike:
+        """Run ``job`` on the executor, with its secret references resolved in the copy the
+        executor gets, and the values masked in its logs, result and error."""
+        if self._secrets is None:
+            return await self._executor.run(job, sink)
+        try:
+            handoff = await self._secrets.hand_off(job)
+        except SecretError as e:  # unknown or unreadable: a retry cannot fix it
+            return _Failure(e.message, retryable=False)
+        except Exception as e:  # the store is away: the next attempt may find it back
+            log_store_error(log, "cannot read the job's secrets", e, job_id=job.id)
+            return _Failure(f"cannot read the job's secrets: {type(e).__name__}")
+        if not handoff.mask:
+            return await self._executor.run(handoff.job, sink)
+        masker = SecretMasker(handoff.mask)
+        masked = MaskedSink(sink, masker)
+        try:
+            outcome = await self._executor.run(handoff.job, masked)
+        finally:
+            masked.flush()
+        return mask_outcome(outcome, masker)
 
     def _completion(self, job: Job, outcome: OutcomeLike, sink: JobLogSink) -> Completion:
         if outcome.succeeded:

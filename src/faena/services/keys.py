@@ -19,6 +19,8 @@ from faena.domain.ids import new_id
 from faena.domain.jobs import DEFAULT_TENANT
 from faena.ports.clock import Clock
 from faena.ports.store import JobStore
+from faena.ports.tenants import TenantStore
+from faena.services.tenants import require_operator
 
 KNOWN_SCOPES = frozenset(
     {
@@ -35,6 +37,7 @@ KNOWN_SCOPES = frozenset(
 )
 CACHE_TTL_S = 5.0  # a revoked key stops working within this many seconds on every server
 MIN_KEY_LENGTH = 20
+MAX_RATE_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +47,10 @@ class CreatedKey:
 
 
 class KeyService:
-    def __init__(self, store: JobStore, clock: Clock) -> None:
+    def __init__(self, store: JobStore, clock: Clock, tenants: TenantStore | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.tenants = tenants  # None: any tenant name is accepted (bare stores in tests)
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     async def bootstrap(self, given: str | None) -> CreatedKey | None:
@@ -67,6 +71,7 @@ class KeyService:
         *,
         expires_at: float | None = None,
         plaintext: str | None = None,
+        rate_limit: int | None = None,
     ) -> CreatedKey:
         unknown = set(scopes) - KNOWN_SCOPES
         if unknown or not scopes:
@@ -78,6 +83,8 @@ class KeyService:
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
             raise ValidationError("expires_at must be in the future")
+        if rate_limit is not None and not 1 <= rate_limit <= MAX_RATE_LIMIT:
+            raise ValidationError(f"rate_limit must be between 1 and {MAX_RATE_LIMIT} per minute")
         plaintext = plaintext or generate_key()
         key = ApiKey(
             id=new_id(),
@@ -88,6 +95,7 @@ class KeyService:
             scopes=tuple(scopes),
             created_at=now,
             expires_at=expires_at,
+            rate_limit=rate_limit,
         )
         await self.store.create_api_key(key)
         return CreatedKey(key=key, plaintext=plaintext)
@@ -105,7 +113,11 @@ class KeyService:
                 if not key.is_active(now):
                     raise Unauthorized("API key is revoked or expired")
                 principal = Principal(
-                    tenant=key.tenant, key_id=key.id, key_prefix=key.prefix, scopes=key.scopes
+                    tenant=key.tenant,
+                    key_id=key.id,
+                    key_prefix=key.prefix,
+                    scopes=key.scopes,
+                    rate_limit=key.rate_limit,
                 )
                 if len(self._cache) > 10_000:
                     self._cache.clear()
@@ -113,6 +125,27 @@ class KeyService:
                 return principal
         hint = "" if token.startswith(KEY_PREFIX) else " (faena keys start with 'fk_')"
         raise Unauthorized("invalid API key" + hint)
+
+    async def create_for(
+        self,
+        principal: Principal,
+        tenant: str | None,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        expires_at: float | None = None,
+        rate_limit: int | None = None,
+    ) -> CreatedKey:
+        """A key created through the API or CLI: for the caller's own tenant, or — by the
+        operator only — for another tenant, which must exist."""
+        target = tenant or principal.tenant
+        if target != principal.tenant:
+            require_operator(principal, "create keys for another tenant")
+        if self.tenants is not None and await self.tenants.get_tenant(target) is None:
+            raise ValidationError(
+                f"tenant {target!r} does not exist; create it first with 'faena tenants create'"
+            )
+        return await self.create(target, name, scopes, expires_at=expires_at, rate_limit=rate_limit)
 
     async def list(self, tenant: str) -> list[ApiKey]:
         return await self.store.list_api_keys(tenant)

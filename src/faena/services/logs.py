@@ -12,6 +12,7 @@ from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.store import JobStore
 from faena.services.batching import GroupCommitter
+from faena.services.progress import ProgressBoard
 
 MAX_CHUNK_CHARS = 64 * 1024
 
@@ -22,6 +23,7 @@ class LogWriter:
         self._bus = bus
         self._clock = clock
         self._committer: GroupCommitter[LogChunk] = GroupCommitter(self._flush, name="logs")
+        self.progress = ProgressBoard(bus, clock)  # what running tasks report besides output
 
     async def _flush(self, chunks: Sequence[LogChunk]) -> None:
         await self._store.append_logs(chunks)
@@ -86,3 +88,6 @@ class JobLogSink:
             )
             self._seq += 1
         self.wrote = True
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self._writer.progress.report(self._job, self._job.attempts, fraction, message)

@@ -9,6 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from faena.domain.auth import Principal, require_kinds_allowed
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.events import Event
 from faena.domain.ids import new_ids
@@ -30,6 +31,8 @@ from faena.ports.store import (
 from faena.ports.telemetry import NULL_OBSERVER, JobObserver
 from faena.services.batching import GroupCommitter
 from faena.services.catalog import KindCatalog
+from faena.services.kind_demand import KindDemand
+from faena.services.progress import ProgressBoard
 
 MAX_BATCH = 10_000
 SUBMITS_PER_TRANSACTION = 64  # requests merged into one store transaction at most
@@ -90,6 +93,9 @@ class Orchestrator:
         self.catalog = catalog
         self._wake_hooks: list[Callable[[], None]] = []
         self.observer: JobObserver = NULL_OBSERVER
+        # The latest progress of running jobs (the log writer's board; set by the root).
+        self.progress: ProgressBoard | None = None
+        self.demand = KindDemand(clock)  # kinds submitted lately: idle workers are reported
         self._submits: GroupCommitter[_PendingSubmit] = GroupCommitter(
             self._store_submits, max_batch=SUBMITS_PER_TRANSACTION, name="submits"
         )
@@ -123,8 +129,10 @@ class Orchestrator:
 
     # -- submit ---------------------------------------------------------------------------
 
-    def to_spec(self, tenant: str, request: JobRequest, now: float) -> JobSpec:
-        self.catalog.check(request.kind, request.payload)
+    def to_spec(
+        self, tenant: str, request: JobRequest, now: float, known: frozenset[str] | None = None
+    ) -> JobSpec:
+        self.catalog.check(request.kind, request.payload, known)
         if request.delay_s is not None and request.run_at is not None:
             raise ValidationError("give delay_s or run_at, not both")
         run_at = request.run_at
@@ -154,17 +162,28 @@ class Orchestrator:
         )
         return spec.validate()
 
-    async def submit(self, tenant: str, requests: Sequence[JobRequest]) -> list[Submitted]:
-        """Validate every request first, then store them all in one transaction."""
+    async def submit(
+        self,
+        tenant: str,
+        requests: Sequence[JobRequest],
+        *,
+        principal: Principal | None = None,
+    ) -> list[Submitted]:
+        """Validate every request first, then store them all in one transaction. A caller's
+        ``principal`` must hold the scope of every code-running kind (``jobs:shell``); None is
+        faena itself (the workflow engine submitting an approved workflow's steps)."""
         if not requests:
             raise ValidationError("submit at least one job")
+        if principal is not None:
+            require_kinds_allowed(principal, {r.kind for r in requests})
         if len(requests) > MAX_BATCH:
             raise ValidationError(f"a batch holds at most {MAX_BATCH} jobs")
         now = self.clock.now()
+        known = self.catalog.kinds()
         specs = []
         for i, request in enumerate(requests):
             try:
-                specs.append(self.to_spec(tenant, request, now))
+                specs.append(self.to_spec(tenant, request, now, known))
             except ValidationError as e:
                 if len(requests) == 1:
                     raise
@@ -199,6 +218,7 @@ class Orchestrator:
         created = [s.job for s in submitted if s.created]
         self.bus.publish([state_event(job, now) for job in created])
         self.observer.submitted(created)
+        self.demand.note({job.kind for job in created})
         self._wake()
 
     # -- reads ----------------------------------------------------------------------------
@@ -243,7 +263,11 @@ class Orchestrator:
         self.observer.cancelled(job)
         return job
 
-    async def retry(self, tenant: str, job_id: str) -> Job:
+    async def retry(
+        self, tenant: str, job_id: str, *, principal: Principal | None = None
+    ) -> Job:
+        if principal is not None:  # retrying a shell job runs its command again
+            require_kinds_allowed(principal, [(await self.get(tenant, job_id)).kind])
         now = self.clock.now()
         job = await self.store.retry(RetryParams(tenant=tenant, job_id=job_id, now=now))
         self.bus.publish([state_event(job, now)])

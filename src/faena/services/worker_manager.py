@@ -19,7 +19,6 @@ from collections import OrderedDict
 import structlog
 
 from faena.domain.errors import Unauthorized
-from faena.domain.events import Event
 from faena.domain.jobs import Job, JobState
 from faena.domain.logs import LogChunk, LogStream
 from faena.domain.placement import (
@@ -31,6 +30,7 @@ from faena.domain.placement import (
     scorer_named,
 )
 from faena.domain.retry import after_failure
+from faena.domain.secrets import SecretError
 from faena.domain.workers import Load, WorkerInfo, WorkerKind, WorkerState
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock, Jitter, system_jitter
@@ -40,6 +40,7 @@ from faena.ports.workers import ClaimJobsParams, PeekParams, WorkerChannel, Work
 from faena.services.completions import Completer
 from faena.services.logs import MAX_CHUNK_CHARS, LogWriter
 from faena.services.orchestrator import state_event
+from faena.services.secrets import HandOff, SecretService
 from faena.services.worker_registry import WorkerRegistry
 from faena.services.worker_sessions import (
     ManagerConfig,
@@ -55,6 +56,8 @@ log = structlog.get_logger("faena.workers")
 
 MAX_WINDOW = 1000  # runnable jobs read per placement round
 MAX_EXPLAINED = 10_000
+MAX_TRACKED_LOGS = 100_000  # attempts whose last taken log chunk is remembered
+MAX_JOB_MASKERS = 100_000  # jobs handed secrets whose outcome has not come back yet
 
 
 class WorkerManager:
@@ -92,6 +95,13 @@ class WorkerManager:
         self._unplaced: OrderedDict[str, str] = OrderedDict()
         self.placed_total = 0
         self._observer: JobObserver = NULL_OBSERVER  # metrics of remote starts (issue 7)
+        self._secrets: SecretService | None = None
+        # Per job handed secrets: this server masks them again in what comes back (a worker of
+        # an older version does not know the assignment's mask field).
+        self._job_maskers: OrderedDict[str, SecretMasker] = OrderedDict()
+        # (job, attempt) -> the last log chunk taken: chunks sent again after a reconnect are
+        # dropped, not stored twice (bounded: the oldest attempts are forgotten).
+        self._log_seqs: OrderedDict[tuple[str, int], int] = OrderedDict()
         tokens.on_revoke(self.revoked)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -99,6 +109,13 @@ class WorkerManager:
     def set_observer(self, observer: JobObserver) -> None:
         """Report jobs placed on remote workers to ``observer`` (metrics)."""
         self._observer = observer
+
+    def set_secrets(self, secrets: SecretService) -> None:
+        """Resolve ``{{ secrets.NAME }}`` in payloads as jobs are assigned to workers."""
+        self._secrets = secrets
+
+    def _masker_for(self, job_id: str) -> SecretMasker:
+        return self._job_maskers.get(job_id, self._masker)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -195,6 +212,14 @@ class WorkerManager:
             labels=reg.labels,
             slots=reg.capacity.slots,
         )
+        idle = self._registry.idle_kinds(session.info)
+        if idle:
+            log.warning(
+                "worker offers kinds no job was submitted for lately",
+                worker_id=reg.worker_id,
+                idle_kinds=idle,
+                window_s=self._registry.demand.window_s if self._registry.demand else None,
+            )
         self.wake()
         return session
 
@@ -245,6 +270,7 @@ class WorkerManager:
         if accepted:
             return
         job = session.held.pop(job_id, None)
+        self._job_maskers.pop(job_id, None)
         if job is not None and job.attempts == attempt:
             log.info("worker refused a job", worker_id=session.id, job_id=job_id, reason=reason)
             self._completer.add(Completion(job_id, attempt, JobState.QUEUED))
@@ -262,9 +288,19 @@ class WorkerManager:
         ts: float,
     ) -> None:
         job = session.held.get(job_id)
-        if job is None or job.attempts != attempt:
-            return  # not (or no longer) this worker's attempt
-        data = self._masker.mask(data)
+        key = (job_id, attempt)
+        taken = self._log_seqs.get(key, -1)
+        if job is None or job.attempts != attempt or seq <= taken:
+            # Not (or no longer) this worker's attempt, or a chunk sent again after a reconnect
+            # that was already taken: acknowledged, so the worker stops keeping it.
+            session.channel.log_ack(job_id, attempt, max(seq, taken))
+            return
+        self._log_seqs[key] = seq
+        self._log_seqs.move_to_end(key)
+        while len(self._log_seqs) > MAX_TRACKED_LOGS:
+            self._log_seqs.popitem(last=False)
+        session.channel.log_ack(job_id, attempt, seq)
+        data = self._masker_for(job_id).mask(data)
         for i, start in enumerate(range(0, max(len(data), 1), MAX_CHUNK_CHARS)):
             self._logs.add(
                 LogChunk(
@@ -284,19 +320,11 @@ class WorkerManager:
         job = session.held.get(job_id)
         if job is None or job.attempts != attempt:
             return
-        self._bus.publish(
-            [
-                Event(
-                    type="job.progress",
-                    tenant=job.tenant,
-                    job_id=job_id,
-                    data={"fraction": fraction, "message": self._masker.mask(message)},
-                    ts=self._clock.now(),
-                )
-            ]
-        )
+        masked = self._masker_for(job_id).mask(message)
+        self._logs.progress.report(job, attempt, fraction, masked)  # event + the job's JSON
 
     async def result(self, session: Session, r: ResultIn) -> None:
+        self._log_seqs.pop((r.job_id, r.attempt), None)  # its output is all in
         job = session.held.pop(r.job_id, None)
         if job is None or job.attempts != r.attempt:
             # Not held here (a reconnect to another server, or a stale attempt): the store
@@ -316,12 +344,13 @@ class WorkerManager:
         self.wake()
 
     def _completion(self, job: Job, r: ResultIn) -> Completion:
+        masker = self._job_maskers.pop(job.id, self._masker)
         if r.handed_back:
             return Completion(job.id, r.attempt, JobState.QUEUED)
-        result = self._masker.mask_value(r.result)
+        result = masker.mask_value(r.result)
         if r.succeeded:
             return Completion(job.id, r.attempt, JobState.SUCCEEDED, result=result)
-        error = self._masker.mask(r.error or "failed")
+        error = masker.mask(r.error or "failed")
         now = self._clock.now()
         state, run_at = (
             after_failure(job, now, self._jitter) if r.retryable else (JobState.FAILED, None)
@@ -382,13 +411,55 @@ class WorkerManager:
                 continue
             self._bus.publish([state_event(job, now) for job in claimed])
             self._observer.started(claimed, now)
-            for job in claimed:
-                self._unplaced.pop(job.id, None)
-                session.held[job.id] = job
-                session.channel.assign(job)
-            placed += len(claimed)
+            placed += await self._assign(session, claimed)
         self.placed_total += placed
         return placed
+
+    async def _assign(self, session: Session, claimed: list[Job]) -> int:
+        """Send the claimed jobs to ``session``'s worker, their secrets resolved."""
+        handoffs = await self._hand_off(claimed)
+        if self._sessions.get(session.id) is not session:  # it left while secrets were read
+            for job in claimed:
+                self._job_maskers.pop(job.id, None)
+                if job.id in handoffs:
+                    self._completer.add(Completion(job.id, job.attempts, JobState.QUEUED))
+            return 0
+        for job in claimed:
+            self._unplaced.pop(job.id, None)
+            handoff = handoffs.get(job.id)
+            if handoff is None:
+                continue  # failed: a secret it refers to cannot be handed out
+            session.held[job.id] = job
+            if handoff.mask:
+                session.channel.assign(handoff.job, mask=handoff.mask)
+            else:
+                session.channel.assign(job)
+        return len(claimed)
+
+    async def _hand_off(self, claimed: list[Job]) -> dict[str, HandOff]:
+        """Each claimed job as its worker gets it (secret references resolved); a job whose
+        secrets cannot be handed out fails now, without retry, naming the secret."""
+        if self._secrets is None:
+            return {job.id: HandOff(job, ()) for job in claimed}
+        out: dict[str, HandOff] = {}
+        for job in claimed:
+            try:
+                handoff = await self._secrets.hand_off(job)
+            except SecretError as e:
+                self._completer.add(
+                    Completion(job.id, job.attempts, JobState.FAILED, error=e.message)
+                )
+                continue
+            except Exception:  # the store is away: put it back, the next round tries again
+                log.exception("cannot read a job's secrets; job requeued", job_id=job.id)
+                self._completer.add(Completion(job.id, job.attempts, JobState.QUEUED))
+                continue
+            if handoff.mask:
+                self._job_maskers[job.id] = self._masker.with_secrets(handoff.mask)
+                while len(self._job_maskers) > MAX_JOB_MASKERS:
+                    self._job_maskers.popitem(last=False)
+            out[job.id] = handoff
+        return out
 
     async def _placement_loop(self) -> None:
         while True:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import structlog
 
-from faena.domain.workers import WorkerInfo
+from faena.domain.workers import WorkerInfo, WorkerKind
 from faena.ports.clock import Clock
 from faena.ports.workers import DisconnectParams, ListWorkersParams, PruneWorkersParams, WorkerStore
+from faena.services.kind_demand import KindDemand
 
 log = structlog.get_logger("faena.workers")
 
@@ -45,6 +46,7 @@ class WorkerRegistry:
         self._cached_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
+        self.demand: KindDemand | None = None  # the orchestrator's: which kinds are submitted
 
     @property
     def store(self) -> WorkerStore:
@@ -57,6 +59,13 @@ class WorkerRegistry:
     def add_local(self, describe: Callable[[], WorkerInfo]) -> None:
         """A worker of this process, recorded every ``heartbeat_s`` as ``describe()`` says."""
         self._local.append(describe)
+
+    def idle_kinds(self, worker: WorkerInfo) -> list[str]:
+        """The kinds a remote worker offers that no job was submitted for lately (a local pool
+        offers every built-in kind: not reported)."""
+        if self.demand is None or worker.kind is not WorkerKind.REMOTE:
+            return []
+        return self.demand.idle(worker.kinds)
 
     def add_kind_source(self, kinds: Callable[[], frozenset[str]]) -> None:
         """Kinds this process knows are served right now (its connected agents)."""

@@ -212,16 +212,14 @@ class WorkflowEngine:
                 self.mark(tenant, run_id)
 
     async def _advance_locked(self, items: Sequence[tuple[str, str]]) -> None:
+        """Per tenant: one read of the runs, one of their running steps' jobs; then one
+        submission of every new job and one transaction saving every changed run."""
         batch = _Batch()
         work: list[tuple[Run, Run, list[OutboxEvent]]] = []
-        for tenant, run_id in items:
-            stored = await self.store.get_run(tenant, run_id)
-            if stored is None or stored.state.is_terminal:
-                if stored is not None:
-                    self._forget_if_done(stored)
-                continue
-            run = stored.copy()
-            work.append((stored, run, await self._advance_once(run, batch)))
+        for live, jobs in await self._read_batch(items):
+            for stored in live:
+                run = stored.copy()
+                work.append((stored, run, await self._advance_once(run, batch, jobs)))
         await batch.submit(self.orchestrator, self._job_runs)
         now = self.clock.now()
         changed: list[tuple[Run, Run, list[OutboxEvent]]] = []
@@ -245,6 +243,24 @@ class WorkflowEngine:
             self._forget_if_done(saved)
             for listener in self._listeners:
                 listener(saved, stored)
+
+    async def _read_batch(
+        self, items: Sequence[tuple[str, str]]
+    ) -> list[tuple[list[Run], dict[str, Job]]]:
+        """Per tenant, its running runs among ``items`` and their running steps' jobs."""
+        by_tenant: dict[str, list[str]] = {}
+        for tenant, run_id in items:
+            by_tenant.setdefault(tenant, []).append(run_id)
+        out: list[tuple[list[Run], dict[str, Job]]] = []
+        for tenant, run_ids in by_tenant.items():
+            live: list[Run] = []
+            for stored in await self.store.get_runs(tenant, run_ids):
+                if stored.state.is_terminal:
+                    self._forget_if_done(stored)
+                else:
+                    live.append(stored)
+            out.append((live, await self._load_jobs(tenant, live)))
+        return out
 
     async def _listen(self) -> None:
         with closing(self.bus.subscribe()) as sub:
@@ -308,11 +324,12 @@ class WorkflowEngine:
             lock = self._locks[run_id] = asyncio.Lock()
         return lock
 
-    async def advance(self, tenant: str, run_id: str) -> Run | None:
-        """Bring the run as far as stored state allows; return it as saved."""
+    async def advance(self, tenant: str, run_id: str, *, stored: Run | None = None) -> Run | None:
+        """Bring the run as far as stored state allows; return it as saved. ``stored``: the
+        run as just written by the caller (a new run), which saves reading it back."""
         try:
             async with self._lock(run_id):
-                return await self._change(tenant, run_id, self._advance_once)
+                return await self._change(tenant, run_id, self._advance_alone, stored)
         finally:
             self._mark_again([run_id])
 
@@ -321,11 +338,13 @@ class WorkflowEngine:
         tenant: str,
         run_id: str,
         step: Callable[[Run], Awaitable[list[OutboxEvent]]],
+        first: Run | None = None,
     ) -> Run | None:
-        """Load, apply ``step`` (which changes a copy and returns the events), save with a
-        compare-and-swap unless nothing changed; reload and repeat when another writer won."""
+        """Load (or take ``first``), apply ``step`` (which changes a copy and returns the
+        events), save with a compare-and-swap unless nothing changed; reload and repeat when
+        another writer won."""
         for _ in range(SAVE_ATTEMPTS):
-            stored = await self.store.get_run(tenant, run_id)
+            stored, first = first or await self.store.get_run(tenant, run_id), None
             if stored is None:
                 return None
             run = stored.copy()
@@ -358,7 +377,27 @@ class WorkflowEngine:
             if lock is not None and not lock.locked():
                 del self._locks[run.id]
 
-    async def _advance_once(self, run: Run, pending: _Batch | None = None) -> list[OutboxEvent]:
+    async def _load_jobs(self, tenant: str, runs: Iterable[Run]) -> dict[str, Job]:
+        """The jobs of the running steps of ``runs`` (one store read), by id."""
+        ids = [
+            job_id
+            for run in runs
+            for step in run.steps
+            if step.state is StepState.RUNNING
+            for job_id in step.jobs
+            if job_id is not None
+        ]
+        if not ids:
+            return {}
+        return {job.id: job for job in await self.store.get_many(tenant, ids)}
+
+    async def _advance_alone(self, run: Run) -> list[OutboxEvent]:
+        """``_advance_once`` outside a batch: reads the run's step jobs itself."""
+        return await self._advance_once(run, None, await self._load_jobs(run.tenant, [run]))
+
+    async def _advance_once(
+        self, run: Run, pending: _Batch | None, jobs: dict[str, Job]
+    ) -> list[OutboxEvent]:
         if run.state.is_terminal:
             return []
         wf = await self.definition(run.tenant, run.workflow, run.version)
@@ -368,7 +407,13 @@ class WorkflowEngine:
         for step in run.steps:
             if step.state is StepState.RUNNING:
                 await self._refresh(
-                    run, wf.step(step.id), step, now, to_cancel=to_cancel, pending=pending
+                    run,
+                    wf.step(step.id),
+                    step,
+                    now,
+                    to_cancel=to_cancel,
+                    pending=pending,
+                    known=jobs,
                 )
         failed = [s for s in run.steps if s.state is StepState.FAILED]
         if failed and wf.on_failure == "stop":
@@ -380,7 +425,7 @@ class WorkflowEngine:
                 for step_id in wf.topological_order():
                     step = run.step(step_id)
                     if step.state is StepState.PENDING and await self._start(
-                        run, wf.step(step_id), step, now, pending
+                        run, wf.step(step_id), step, now, pending=pending, known=jobs
                     ):
                         progressed = True
                 failed = [s for s in run.steps if s.state is StepState.FAILED]
@@ -423,11 +468,11 @@ class WorkflowEngine:
         *,
         to_cancel: list[str],
         pending: _Batch | None,
+        known: dict[str, Job],
     ) -> None:
-        """Update a running step from its jobs; submit more items of a fan-out."""
-        jobs: list[Job | None] = []
-        for job_id in step.jobs:
-            jobs.append(None if job_id is None else await self.store.get(run.tenant, job_id))
+        """Update a running step from its jobs (``known``: read for the whole advance); submit
+        more items of a fan-out."""
+        jobs = [None if job_id is None else known.get(job_id) for job_id in step.jobs]
         step.attempts = sum(j.attempts for j in jobs if j is not None)
         for i, job in enumerate(jobs):
             if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
@@ -442,10 +487,17 @@ class WorkflowEngine:
             step.state, step.finished_at = StepState.SUCCEEDED, now
             return
         if any(j is None for j in step.jobs):  # a fan-out with items left to submit
-            await self._submit_items(run, spec, step, now, pending)
+            await self._submit_items(run, spec, step, now, pending=pending, known=known)
 
     async def _start(
-        self, run: Run, spec: StepDef, step: StepRun, now: float, pending: _Batch | None
+        self,
+        run: Run,
+        spec: StepDef,
+        step: StepRun,
+        now: float,
+        *,
+        pending: _Batch | None,
+        known: dict[str, Job],
     ) -> bool:
         """Start a pending step whose needs are all terminal; True if its state changed."""
         needs = [run.step(n) for n in spec.needs]
@@ -477,18 +529,25 @@ class WorkflowEngine:
         if not step.jobs:  # an empty fan-out succeeds at once
             step.output = []
             return _finish(step, StepState.SUCCEEDED, now, None)
-        await self._submit_items(run, spec, step, now, pending)
+        await self._submit_items(run, spec, step, now, pending=pending, known=known)
         return True
 
     async def _submit_items(
-        self, run: Run, spec: StepDef, step: StepRun, now: float, pending: _Batch | None
+        self,
+        run: Run,
+        spec: StepDef,
+        step: StepRun,
+        now: float,
+        *,
+        pending: _Batch | None,
+        known: dict[str, Job],
     ) -> None:
         """Submit the next items of ``step`` up to its ``max_parallel`` (all for a plain step);
         with a batch, only validate them and leave the submission to the batch."""
         in_flight = 0
         for job_id in step.jobs:
             if job_id is not None:
-                job = await self.store.get(run.tenant, job_id)
+                job = known.get(job_id)
                 in_flight += job is not None and not job.is_terminal
         free = (spec.max_parallel or len(step.jobs)) - in_flight
         indexes = [i for i, j in enumerate(step.jobs) if j is None][: max(free, 0)]

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
+from faena.domain.auth import Principal, require_kinds_allowed
 from faena.domain.cron import check_cron, next_tick
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.ids import new_id
@@ -48,8 +49,13 @@ class WorkflowService:
     ) -> PutWorkflowResult:
         return await self.apply(tenant, self.parse(load_yaml(text), name))
 
-    async def apply(self, tenant: str, workflow: WorkflowDef) -> PutWorkflowResult:
-        """Store ``workflow`` as a new version (or return the latest if identical)."""
+    async def apply(
+        self, tenant: str, workflow: WorkflowDef, *, principal: Principal | None = None
+    ) -> PutWorkflowResult:
+        """Store ``workflow`` as a new version (or return the latest if identical). A caller's
+        ``principal`` needs ``jobs:shell`` when a step runs code (``shell``)."""
+        if principal is not None:
+            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
         now = self.clock.now()
         schedule = None
         if workflow.schedule is not None:
@@ -110,6 +116,7 @@ class WorkflowService:
         trigger: str = "api",
         idempotency_key: str | None = None,
         advance_now: bool = True,
+        principal: Principal | None = None,
     ) -> tuple[Run, bool]:
         """Start a run of ``name`` (its latest version unless ``version``); with an
         idempotency key already used, return that run and False. ``advance_now`` submits the
@@ -123,6 +130,8 @@ class WorkflowService:
         except NotFound:
             await self.version(tenant, name, version)  # the precise message
             raise
+        if principal is not None:  # checked at run time too: the key may differ from apply's
+            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
         resolved = workflow.resolve_inputs(inputs)
         now = self.clock.now()
         run = Run(
@@ -145,7 +154,7 @@ class WorkflowService:
             if not advance_now or self.engine.busy(created.run.id):
                 self.engine.mark(tenant, created.run.id)
                 return created.run, True
-            advanced = await self.engine.advance(tenant, created.run.id)
+            advanced = await self.engine.advance(tenant, created.run.id, stored=created.run)
             return (advanced or created.run), True
         return created.run, False
 
@@ -182,7 +191,13 @@ class WorkflowService:
     async def cancel_run(self, tenant: str, run_id: str) -> Run:
         return await self.engine.cancel(tenant, run_id)
 
-    async def retry_run(self, tenant: str, run_id: str) -> Run:
+    async def retry_run(
+        self, tenant: str, run_id: str, *, principal: Principal | None = None
+    ) -> Run:
+        if principal is not None:
+            run = await self.get_run(tenant, run_id)
+            workflow = await self.engine.definition(tenant, run.workflow, run.version)
+            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
         return await self.engine.retry(tenant, run_id)
 
     async def pause(self, tenant: str, name: str, *, paused: bool) -> Schedule:

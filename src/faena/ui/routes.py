@@ -42,6 +42,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "/runs/{run_id}": ("run.html", "workflows", "Run"),
     "/workers": ("workers.html", "workers", "Workers"),
     "/audit": ("audit.html", "audit", "Audit"),
+    "/llm": ("llm.html", "llm", "LLM"),
 }
 
 

@@ -27,6 +27,7 @@ from faena.domain.logs import LogStream
 from faena.domain.workers import Capacity
 from faena.ports.clock import Jitter, system_jitter
 from faena.ports.executor import Executor, OutcomeLike
+from faena.ports.telemetry import NULL_OBSERVER, JobObserver
 from faena.protocol.convert import PROTOCOL_VERSION, STREAM_TO_PB, job_of
 from faena.protocol.v1 import worker_pb2 as pb
 from faena.protocol.v1 import worker_pb2_grpc as pb_grpc
@@ -38,6 +39,8 @@ log = structlog.get_logger("faena.agent")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_LOG_BYTES = 256 * 1024  # one log chunk on the wire
+MAX_PROGRESS_MESSAGE = 500  # characters; the server keeps no more
+MAX_UNACKED_CHUNKS = 10_000  # log chunks kept for a resend; beyond, the oldest attempt's go
 
 
 class Refused(Exception):
@@ -77,13 +80,24 @@ class Agent:
         *,
         probe: LoadProbe | None = None,
         jitter: Jitter = system_jitter,
+        observer: JobObserver = NULL_OBSERVER,
     ) -> None:
+        """``observer``: wraps each attempt (a tracing span continuing the submitter's trace,
+        whose ``traceparent`` comes with the assignment)."""
         self.config = config
+        self._observer = observer
         self._executor = executor
         self._probe = probe or LoadProbe()
         self._jitter = jitter
         self._masker = SecretMasker([*config.secrets, config.token])
+        self._job_maskers: dict[str, SecretMasker] = {}  # jobs handed secrets by the server
         self._running: dict[str, _Running] = {}
+        # Log chunks the server has not acknowledged, per (job, attempt), in order: sent again
+        # after a reconnect (the server drops those it already took), so a cut stream loses no
+        # output. Their jobs are announced in Register.running so the server takes them.
+        self._unacked: dict[tuple[str, int], list[pb.WorkerMessage]] = {}
+        self._unacked_jobs: dict[tuple[str, int], Job] = {}
+        self._unacked_count = 0
         self._outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
         self._credential: tuple[str, float] | None = None
         self._draining = False
@@ -191,6 +205,7 @@ class Agent:
             call = stub.Connect(metadata=(("authorization", f"Bearer {credential}"),))
             self._call = call
             await call.write(pb.WorkerMessage(register=self._register()))
+            self._resend_unacked()  # right behind Register, ahead of anything queued since
             writer = asyncio.get_running_loop().create_task(self._write_loop(call))
             beats = asyncio.get_running_loop().create_task(self._heartbeat_loop())
             try:
@@ -244,9 +259,16 @@ class Agent:
             version=self.config.version,
             host=socket.gethostname(),
             running=[
-                pb.RunningJob(job_id=r.job.id, attempt=r.job.attempts, tenant=r.job.tenant)
-                for r in self._running.values()
-                if r.stop is None
+                *(
+                    pb.RunningJob(job_id=r.job.id, attempt=r.job.attempts, tenant=r.job.tenant)
+                    for r in self._running.values()
+                    if r.stop is None
+                ),
+                *(  # finished meanwhile, output not all taken: the server must take it still
+                    pb.RunningJob(job_id=job.id, attempt=job.attempts, tenant=job.tenant)
+                    for job in self._unacked_jobs.values()
+                    if job.id not in self._running
+                ),
             ],
             protocol_version=PROTOCOL_VERSION,
         )
@@ -297,6 +319,8 @@ class Agent:
             self._assigned(msg.assignment)
         elif which == "cancel":
             self._stop_job(msg.cancel.job_id, msg.cancel.attempt, "cancelled")
+        elif which == "log_ack":
+            self._acked(msg.log_ack.job_id, msg.log_ack.attempt, msg.log_ack.seq)
         elif which == "credential":
             self._credential = (msg.credential.credential, msg.credential.expires_at)
         elif which == "drain":
@@ -312,6 +336,8 @@ class Agent:
             )
             return
         job = job_of(a, time.time())
+        if a.mask:
+            self._job_maskers[job.id] = self._masker.with_secrets(a.mask)
         self.assigned_total += 1
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
@@ -342,7 +368,9 @@ class Agent:
         outcome: OutcomeLike | None = None
         try:
             try:
-                outcome = await self._executor.run(job, sink)
+                with self._observer.attempt(job) as note_outcome:
+                    outcome = await self._executor.run(job, sink)
+                    note_outcome(outcome.succeeded, outcome.error)
             except asyncio.CancelledError:
                 entry = self._running.get(job.id)
                 sink.flush()
@@ -360,6 +388,7 @@ class Agent:
             self._finish(job, outcome, time.monotonic() - started)
         finally:
             self._running.pop(job.id, None)
+            self._job_maskers.pop(job.id, None)
 
     def _finish(self, job: Job, outcome: OutcomeLike, run_s: float) -> None:
         try:
@@ -367,7 +396,8 @@ class Agent:
         except NotJsonError as e:
             self._result(job, error=f"result is not JSON-serializable: {e}", retryable=False)
             return
-        masked = self._masker.mask(result_json.decode()).encode() if result_json else b""
+        masker = self.masker_for(job.id)
+        masked = masker.mask(result_json.decode()).encode() if result_json else b""
         self._send(
             pb.WorkerMessage(
                 result=pb.Result(
@@ -376,7 +406,7 @@ class Agent:
                     tenant=job.tenant,
                     succeeded=outcome.succeeded,
                     result_json=masked,
-                    error=self._masker.mask(outcome.error or "")[:MAX_ERROR_LENGTH],
+                    error=masker.mask(outcome.error or "")[:MAX_ERROR_LENGTH],
                     retryable=outcome.retryable,
                     run_s=run_s,
                 )
@@ -393,7 +423,7 @@ class Agent:
                     attempt=job.attempts,
                     tenant=job.tenant,
                     succeeded=False,
-                    error=self._masker.mask(error),
+                    error=self.masker_for(job.id).mask(error),
                     retryable=retryable,
                     handed_back=handed_back,
                 )
@@ -401,23 +431,63 @@ class Agent:
         )
 
     def _log(self, job: Job, seq: int, stream: LogStream, data: str) -> None:
-        self._send(
-            pb.WorkerMessage(
-                log=pb.LogChunk(
-                    job_id=job.id,
-                    attempt=job.attempts,
-                    tenant=job.tenant,
-                    seq=seq,
-                    stream=STREAM_TO_PB[stream],
-                    data=data.encode("utf-8", "replace"),
-                    ts=time.time(),
-                )
+        msg = pb.WorkerMessage(
+            log=pb.LogChunk(
+                job_id=job.id,
+                attempt=job.attempts,
+                tenant=job.tenant,
+                seq=seq,
+                stream=STREAM_TO_PB[stream],
+                data=data.encode("utf-8", "replace"),
+                ts=time.time(),
             )
         )
+        key = (job.id, job.attempts)
+        self._unacked.setdefault(key, []).append(msg)
+        self._unacked_jobs[key] = job
+        self._unacked_count += 1
+        while self._unacked_count > MAX_UNACKED_CHUNKS and self._unacked:
+            oldest = next(iter(self._unacked))
+            dropped = self._unacked.pop(oldest)
+            self._unacked_jobs.pop(oldest, None)
+            self._unacked_count -= len(dropped)
+            log.warning("too much unacknowledged output; forgetting some", job_id=oldest[0])
+        self._send(msg)
+
+    def _acked(self, job_id: str, attempt: int, seq: int) -> None:
+        key = (job_id, attempt)
+        kept = self._unacked.get(key)
+        if kept is None:
+            return
+        rest = [m for m in kept if m.log.seq > seq]
+        self._unacked_count -= len(kept) - len(rest)
+        if rest:
+            self._unacked[key] = rest
+        else:
+            del self._unacked[key]
+            self._unacked_jobs.pop(key, None)
+
+    def _resend_unacked(self) -> None:
+        """After a reconnect: every unacknowledged chunk goes first, in order, then whatever
+        waited in the outbox (results after their output); the server drops duplicates."""
+        if not self._unacked:
+            return
+        again = [m for kept in self._unacked.values() for m in kept]
+        queued: list[pb.WorkerMessage] = []
+        while not self._outbox.empty():
+            queued.append(self._outbox.get_nowait())
+        resent = {id(m) for m in again}
+        for m in [*again, *(m for m in queued if id(m) not in resent)]:
+            self._outbox.put_nowait(m)
+        log.info("sending unacknowledged output again", chunks=len(again))
 
     @property
     def masker(self) -> SecretMasker:
         return self._masker
+
+    def masker_for(self, job_id: str) -> SecretMasker:
+        """The worker's masker, plus the secrets the server resolved into this job."""
+        return self._job_maskers.get(job_id, self._masker)
 
 
 class _MaskingSink:
@@ -435,12 +505,27 @@ class _MaskingSink:
         stream = LogStream(stream)
         masker = self._streams.get(stream)
         if masker is None:
-            masker = self._streams[stream] = StreamMasker(self._agent.masker)
+            masker = self._streams[stream] = StreamMasker(self._agent.masker_for(self._job.id))
         self._emit(stream, masker.feed(data))
 
     def flush(self) -> None:
         for stream, masker in self._streams.items():
             self._emit(stream, masker.flush())
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        job = self._job
+        text = self._agent.masker_for(job.id).mask(message)[:MAX_PROGRESS_MESSAGE]
+        self._agent._send(
+            pb.WorkerMessage(
+                progress=pb.Progress(
+                    job_id=job.id,
+                    attempt=job.attempts,
+                    tenant=job.tenant,
+                    fraction=fraction,
+                    message=text,
+                )
+            )
+        )
 
     def _emit(self, stream: LogStream, text: str) -> None:
         for start in range(0, len(text), MAX_LOG_BYTES // 4):

@@ -57,6 +57,26 @@ class JobContext:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._sink.log, LogStream.STDOUT, text)
 
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the job is (``fraction`` from 0 to 1) and what it is doing: a
+        ``job.progress`` event, and ``progress`` on the job while this attempt runs.
+
+        Safe from the event loop and from a task's thread; a no-op in a ``cpu=True`` task.
+        Reports are not throttled: call it per unit of real work, not in a tight loop.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(f"progress takes a number between 0 and 1, not {fraction!r}")
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress takes a number between 0 and 1, not {fraction!r}")
+        report = getattr(self._sink, "progress", None)
+        if report is None:
+            return
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            report(float(fraction), str(message))
+            return
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(report, float(fraction), str(message))
+
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, attempt={self.attempt}, kind={self.kind!r})"
 

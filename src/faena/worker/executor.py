@@ -72,10 +72,15 @@ class Executor:
         self._kill_grace_s = kill_grace_s
         self._http: HttpKind | None = None
         self._handlers = dict(handlers or {})
+        self._kinds: tuple[frozenset[str], frozenset[str]] | None = None
 
     def kinds(self) -> frozenset[str]:
-        """The built-in kinds this worker runs, the plugged-in ones and every registered task."""
-        return self._builtins | self._handlers.keys() | self._registry.names()
+        """The built-in kinds this worker runs, the plugged-in ones and every registered task
+        (asked on every submit: the union is kept until a task registers)."""
+        names = self._registry.names()
+        if self._kinds is None or self._kinds[0] != names:
+            self._kinds = (names, self._builtins | self._handlers.keys() | names)
+        return self._kinds[1]
 
     def defaults(self, kind: str) -> KindDefaults | None:
         """What ``@task(retries=, timeout=, queue=)`` declared for ``kind``, if anything."""

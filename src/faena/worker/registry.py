@@ -35,6 +35,7 @@ class TaskRegistry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        self._names: frozenset[str] | None = None  # cached: asked on every submit
 
     def add(self, task: Task) -> None:
         if task.name in BUILTIN_KINDS:
@@ -44,12 +45,15 @@ class TaskRegistry:
             existing_at = f"{existing.module}.{existing.fn.__qualname__}"
             raise ValidationError(f"task {task.name!r} is already registered by {existing_at}")
         self._tasks[task.name] = task
+        self._names = None
 
     def get(self, name: str) -> Task | None:
         return self._tasks.get(name)
 
     def names(self) -> frozenset[str]:
-        return frozenset(self._tasks)
+        if self._names is None:
+            self._names = frozenset(self._tasks)
+        return self._names
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks

@@ -27,6 +27,13 @@ from typing import Any
 
 import orjson
 
+from faena.adapters.memory.ai_cache import MemoryAiCache
+from faena.adapters.memory.artefacts import MemoryArtefacts
+from faena.adapters.memory.audit import MemoryAudit
+from faena.adapters.memory.llm import MemoryLlm
+from faena.adapters.memory.mail import MemoryMail
+from faena.adapters.memory.secrets import MemorySecrets
+from faena.adapters.memory.tenants import MemoryTenants
 from faena.adapters.memory.workers import MemoryWorkers
 from faena.adapters.memory.workflows import MemoryWorkflows
 from faena.domain.auth import ApiKey
@@ -131,7 +138,17 @@ class _Row:
         )
 
 
-class MemoryStore(MemoryWorkflows, MemoryWorkers):
+class MemoryStore(
+    MemorySecrets,
+    MemoryTenants,
+    MemoryAudit,
+    MemoryLlm,
+    MemoryAiCache,
+    MemoryArtefacts,
+    MemoryMail,
+    MemoryWorkflows,
+    MemoryWorkers,
+):
     """A fast, process-local :class:`~faena.ports.store.JobStore` for tests and demos."""
 
     supports_notify = False
@@ -342,6 +359,10 @@ class MemoryStore(MemoryWorkflows, MemoryWorkers):
         if row is None or row.tenant != tenant:
             return None
         return row.export()
+
+    async def get_many(self, tenant: str, job_ids: Sequence[str]) -> list[Job]:
+        rows = (self._jobs.get(job_id) for job_id in job_ids)
+        return [row.export() for row in rows if row is not None and row.tenant == tenant]
 
     async def list_jobs(self, params: ListParams) -> JobPage:
         if params.limit <= 0:

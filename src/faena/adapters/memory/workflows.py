@@ -32,6 +32,7 @@ from faena.ports.workflows import (
     ClaimDeliveriesParams,
     CreatedRun,
     CreateRunParams,
+    DeliveryBacklog,
     DispatchOutboxParams,
     DueSchedulesParams,
     GetVersionParams,
@@ -89,6 +90,9 @@ def _decode(raw: bytes) -> Run:
 
 class MemoryWorkflows:
     """Workflows, runs, schedules, outbox and deliveries in dicts."""
+
+    # No hook in the job methods: the webhooks service copies job.state events from the bus.
+    job_events_in_outbox = False
 
     __wf: _State | None = None
 
@@ -208,6 +212,11 @@ class MemoryWorkflows:
             return None
         run = _decode(raw)
         return run if run.tenant == tenant else None
+
+    async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
+        found = (self._wf.runs.get(run_id) for run_id in run_ids)
+        runs = (_decode(raw) for raw in found if raw is not None)
+        return [run for run in runs if run.tenant == tenant]
 
     async def list_runs(self, params: ListRunsParams) -> RunPage:
         out: list[Run] = []
@@ -360,6 +369,11 @@ class MemoryWorkflows:
             delivered_at=params.now if params.state is DeliveryState.DELIVERED else None,
         )
         return True
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        wf = self._wf
+        pending = sum(d.state is DeliveryState.PENDING for d in wf.deliveries.values())
+        return DeliveryBacklog(outbox=len(wf.outbox) - wf.dispatched, pending=pending)
 
     async def list_deliveries(self, params: ListDeliveriesParams) -> list[Delivery]:
         found = [

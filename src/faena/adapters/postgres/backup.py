@@ -33,6 +33,7 @@ import asyncpg
 
 from faena.adapters.postgres.errors import server_address, translated
 from faena.adapters.postgres.migrate import latest_version, quote_ident
+from faena.adapters.postgres.tenancy import grant_tenant_role
 from faena.domain.errors import (
     Conflict,
     NotFound,
@@ -180,6 +181,8 @@ class PostgresBackup:
             )
         async with self._connect("checking the restored database") as conn:
             restored = await _count_tables(conn, schema)
+            # --no-acl left the row-level security role without its rights (migration 0008).
+            await grant_tenant_role(conn, schema)
         restored = {t: n for t, n in restored.items() if t in expected}
         if restored != expected:
             differ = sorted(t for t in expected if expected[t] != restored.get(t))

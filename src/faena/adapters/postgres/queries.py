@@ -162,6 +162,8 @@ SELECT j.* FROM moved j JOIN expired e ON e.id = j.id ORDER BY e.lease_expires_a
 
 GET_JOB = f"SELECT {_J} FROM jobs j WHERE j.id = $1 AND j.tenant = $2"
 
+GET_JOBS = f"SELECT {_J} FROM jobs j WHERE j.id = ANY($1::text[]) AND j.tenant = $2"
+
 CANCEL_JOB = f"""
 UPDATE jobs j
 SET state = 'cancelled', finished_at = $3, lease_expires_at = NULL, run_at = NULL
@@ -233,10 +235,13 @@ LIMIT $4"""
 
 # -- API keys --------------------------------------------------------------------------------
 
-API_KEY_COLUMNS = "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at"
+API_KEY_COLUMNS = (
+    "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at,"
+    " rate_limit_per_minute"
+)
 
 CREATE_API_KEY = f"""
-INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
+INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
 
 FIND_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE prefix = $1 ORDER BY created_at, id"
 

@@ -92,6 +92,7 @@ def row_to_api_key(r: Sequence[Any]) -> ApiKey:
         created_at=r[6],
         expires_at=r[7],
         revoked_at=r[8],
+        rate_limit=r[9],
     )
 
 

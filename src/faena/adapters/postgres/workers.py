@@ -117,6 +117,9 @@ class PostgresWorkers:
     def _connection(self, doing: str) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError  # provided by PostgresStore
 
+    def _tenant_connection(self, tenant: str, doing: str) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError  # provided by PostgresStore (row-level security)
+
     async def save_worker(self, worker: WorkerInfo) -> None:
         w = worker
         async with self._connection("saving a worker") as conn:
@@ -225,12 +228,12 @@ class PostgresWorkers:
         return [_token(r) for r in rows]
 
     async def list_worker_tokens(self, tenant: str) -> list[WorkerToken]:
-        async with self._connection("listing worker tokens") as conn:
+        async with self._tenant_connection(tenant, "listing worker tokens") as conn:
             rows = await conn.fetch(LIST_TOKENS, tenant)
         return [_token(r) for r in rows]
 
     async def revoke_worker_token(self, tenant: str, token_id: str, now: float) -> WorkerToken:
-        async with self._connection("revoking a worker token") as conn:
+        async with self._tenant_connection(tenant, "revoking a worker token") as conn:
             row = await conn.fetchrow(REVOKE_TOKEN, token_id, tenant, now)
         if row is None:
             raise NotFound(f"worker token {token_id} not found")

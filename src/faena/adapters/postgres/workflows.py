@@ -33,6 +33,7 @@ from faena.ports.workflows import (
     ClaimDeliveriesParams,
     CreatedRun,
     CreateRunParams,
+    DeliveryBacklog,
     DispatchOutboxParams,
     DueSchedulesParams,
     GetVersionParams,
@@ -105,9 +106,16 @@ async def _events(conn: Any, events: Sequence[OutboxEvent]) -> None:
 class PostgresWorkflows:
     """The :class:`~faena.ports.workflows.WorkflowStore` operations of the PostgreSQL store."""
 
+    # job.state events reach the outbox from triggers on jobs (migration 0014).
+    job_events_in_outbox = True
+
     if TYPE_CHECKING:
 
         def _connection(self, doing: str) -> AbstractAsyncContextManager[Any]: ...
+
+        def _tenant_connection(
+            self, tenant: str, doing: str
+        ) -> AbstractAsyncContextManager[Any]: ...
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -222,12 +230,12 @@ class PostgresWorkflows:
         return _version(r) if r else None
 
     async def list_workflows(self, tenant: str) -> list[WorkflowInfo]:
-        async with self._connection("listing workflows") as conn:
+        async with self._tenant_connection(tenant, "listing workflows") as conn:
             rows = await conn.fetch(WORKFLOW + " WHERE w.tenant = $1 ORDER BY w.name", tenant)
         return [_workflow(r) for r in rows]
 
     async def list_workflow_versions(self, tenant: str, name: str) -> list[WorkflowVersion]:
-        async with self._connection("listing workflow versions") as conn:
+        async with self._tenant_connection(tenant, "listing workflow versions") as conn:
             rows = await conn.fetch(
                 VERSION + " WHERE tenant = $1 AND name = $2 ORDER BY version DESC", tenant, name
             )
@@ -281,9 +289,18 @@ class PostgresWorkflows:
             r = await conn.fetchrow(RUN + " WHERE tenant = $1 AND id = $2", tenant, run_id)
         return _run(r) if r else None
 
+    async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        async with self._connection("reading runs") as conn:
+            rows = await conn.fetch(
+                RUN + " WHERE tenant = $1 AND id = ANY($2::text[])", tenant, list(run_ids)
+            )
+        return [_run(r) for r in rows]
+
     async def list_runs(self, p: ListRunsParams) -> RunPage:
         states = None if p.states is None else [s.value for s in p.states]
-        async with self._connection("listing runs") as conn:
+        async with self._tenant_connection(p.tenant, "listing runs") as conn:
             rows = await conn.fetch(
                 RUN + " WHERE tenant = $1 AND ($2::text IS NULL OR workflow = $2)"
                 " AND ($3::text[] IS NULL OR state = ANY($3)) AND ($4::text IS NULL OR id < $4)"
@@ -385,7 +402,7 @@ class PostgresWorkflows:
         return bool(status == "UPDATE 1")
 
     async def pause_schedule(self, p: PauseScheduleParams) -> Schedule:
-        async with self._connection("pausing a schedule") as conn:
+        async with self._tenant_connection(p.tenant, "pausing a schedule") as conn:
             r = await conn.fetchrow(
                 "UPDATE workflow_schedules SET paused = $1, next_fire_at = "
                 "coalesce($2, next_fire_at) WHERE tenant = $3 AND workflow = $4 RETURNING "
@@ -407,7 +424,7 @@ class PostgresWorkflows:
                 await _events(conn, events)
 
     async def create_subscription(self, s: Subscription) -> None:
-        async with self._connection("creating a subscription") as conn:
+        async with self._tenant_connection(s.tenant, "creating a subscription") as conn:
             await conn.execute(
                 "INSERT INTO webhook_subscriptions VALUES ($1, $2, $3, $4, $5, $6)",
                 s.id,
@@ -419,14 +436,14 @@ class PostgresWorkflows:
             )
 
     async def list_subscriptions(self, tenant: str) -> list[Subscription]:
-        async with self._connection("listing subscriptions") as conn:
+        async with self._tenant_connection(tenant, "listing subscriptions") as conn:
             rows = await conn.fetch(
                 "SELECT * FROM webhook_subscriptions WHERE tenant = $1 ORDER BY id", tenant
             )
         return [_subscription(r) for r in rows]
 
     async def delete_subscription(self, tenant: str, subscription_id: str) -> None:
-        async with self._connection("deleting a subscription") as conn:
+        async with self._tenant_connection(tenant, "deleting a subscription") as conn:
             status = await conn.execute(
                 "DELETE FROM webhook_subscriptions WHERE tenant = $1 AND id = $2",
                 tenant,
@@ -504,9 +521,17 @@ class PostgresWorkflows:
             )
         return bool(status == "UPDATE 1")
 
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        async with self._connection("counting the webhook backlog") as conn:
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM outbox WHERE NOT dispatched) AS outbox,"
+                " (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending') AS pending"
+            )
+        return DeliveryBacklog(outbox=int(row["outbox"]), pending=int(row["pending"]))
+
     async def list_deliveries(self, p: ListDeliveriesParams) -> list[Delivery]:
         state = None if p.state is None else p.state.value
-        async with self._connection("listing deliveries") as conn:
+        async with self._tenant_connection(p.tenant, "listing deliveries") as conn:
             rows = await conn.fetch(
                 DELIVERY + " WHERE tenant = $1 AND ($2::text IS NULL OR state = $2) "
                 "ORDER BY id DESC LIMIT $3",

@@ -265,6 +265,11 @@ def get(conn: sqlite3.Connection, key: tuple[str, str]) -> Job | None:
     return None if row is None else job_from_row(row)
 
 
+def get_many(conn: sqlite3.Connection, key: tuple[str, list[str]]) -> list[Job]:
+    rows = conn.execute(queries.SELECT_JOBS, (orjson.dumps(key[1]).decode(), key[0]))
+    return [job_from_row(row) for row in rows]
+
+
 def list_jobs(conn: sqlite3.Connection, params: ListParams) -> JobPage:
     if params.limit <= 0:
         return JobPage([], next_cursor=None)

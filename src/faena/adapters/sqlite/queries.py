@@ -41,6 +41,11 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND tenant = ?"
 
+# Many jobs by id (a JSON list): the workflow engine reads a batch of runs' step jobs at once.
+SELECT_JOBS = (
+    f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND tenant = ?"
+)
+
 SELECT_JOB_STATE = "SELECT state FROM jobs WHERE id = ? AND tenant = ?"
 
 # Due scheduled jobs join the queue; run from claim, inside its transaction.
@@ -249,9 +254,12 @@ ORDER BY cursor
 LIMIT :limit
 """
 
-API_KEY_COLUMNS = "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at"
+API_KEY_COLUMNS = (
+    "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at,"
+    " rate_limit_per_minute"
+)
 
-INSERT_API_KEY = f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_API_KEY = f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 FIND_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE prefix = ? ORDER BY created_at, id"
 

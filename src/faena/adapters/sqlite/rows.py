@@ -146,6 +146,7 @@ def api_key_row(key: ApiKey) -> tuple[Any, ...]:
         key.created_at,
         key.expires_at,
         key.revoked_at,
+        key.rate_limit,
     )
 
 
@@ -160,4 +161,5 @@ def api_key_from_row(r: tuple[Any, ...]) -> ApiKey:
         created_at=float(r[6]),
         expires_at=_real(r[7]),
         revoked_at=_real(r[8]),
+        rate_limit=r[9],
     )

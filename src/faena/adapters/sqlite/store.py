@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from faena.adapters.sqlite import operations, queries
+from faena.adapters.sqlite.ai_cache import SqliteAiCache
+from faena.adapters.sqlite.artefacts import SqliteArtefacts
+from faena.adapters.sqlite.audit import SqliteAudit
 from faena.adapters.sqlite.connection import SYNCHRONOUS_MODES, connect, translate, use_wal
+from faena.adapters.sqlite.llm import SqliteLlm
+from faena.adapters.sqlite.mail import SqliteMail
 from faena.adapters.sqlite.migrate import migrate
+from faena.adapters.sqlite.secrets import SqliteSecrets
+from faena.adapters.sqlite.tenants import SqliteTenants
 from faena.adapters.sqlite.workers import SqliteWorkers
 from faena.adapters.sqlite.workflows import SqliteWorkflows
 from faena.domain.auth import ApiKey
@@ -52,7 +59,17 @@ A = TypeVar("A")
 T = TypeVar("T")
 
 
-class SqliteStore(SqliteWorkers, SqliteWorkflows):
+class SqliteStore(
+    SqliteSecrets,
+    SqliteTenants,
+    SqliteAudit,
+    SqliteLlm,
+    SqliteAiCache,
+    SqliteArtefacts,
+    SqliteMail,
+    SqliteWorkers,
+    SqliteWorkflows,
+):
     """A :class:`~faena.ports.store.JobStore` on the SQLite file at ``path`` (created if absent).
 
     ``synchronous`` is SQLite's durability setting: ``NORMAL`` (the default) may lose the last
@@ -167,6 +184,18 @@ class SqliteStore(SqliteWorkers, SqliteWorkflows):
             except sqlite3.OperationalError:  # busy (WAL recovery): wait on the reader thread
                 pass
         return await self._read(operations.get, (tenant, job_id))
+
+    async def get_many(self, tenant: str, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        key = (tenant, list(job_ids))
+        conn = self._inline_conn
+        if conn is not None:
+            try:
+                return operations.get_many(conn, key)
+            except sqlite3.OperationalError:  # busy (WAL recovery): wait on the reader thread
+                pass
+        return await self._read(operations.get_many, key)
 
     async def list_jobs(self, params: ListParams) -> JobPage:
         return await self._read(operations.list_jobs, params)

@@ -30,6 +30,7 @@ from faena.ports.workflows import (
     ClaimDeliveriesParams,
     CreatedRun,
     CreateRunParams,
+    DeliveryBacklog,
     DispatchOutboxParams,
     DueSchedulesParams,
     GetVersionParams,
@@ -236,6 +237,19 @@ def create_run(conn: sqlite3.Connection, p: CreateRunParams) -> CreatedRun:
 def get_run(conn: sqlite3.Connection, key: tuple[str, str]) -> Run | None:
     row = conn.execute(_RUN + " WHERE tenant = ? AND id = ?", key).fetchone()
     return _run(row) if row else None
+
+
+def delivery_backlog(conn: sqlite3.Connection, _: None) -> DeliveryBacklog:
+    outbox, pending = conn.execute(
+        "SELECT (SELECT count(*) FROM outbox WHERE dispatched = 0),"
+        " (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')"
+    ).fetchone()
+    return DeliveryBacklog(outbox=int(outbox), pending=int(pending))
+
+
+def get_runs(conn: sqlite3.Connection, key: tuple[str, list[str]]) -> list[Run]:
+    sql = _RUN + " WHERE tenant = ? AND id IN (SELECT value FROM json_each(?))"
+    return [_run(r) for r in conn.execute(sql, (key[0], orjson.dumps(key[1]).decode()))]
 
 
 def list_runs(conn: sqlite3.Connection, p: ListRunsParams) -> RunPage:
@@ -475,6 +489,9 @@ def redrive_delivery(conn: sqlite3.Connection, args: tuple[str, str, float]) -> 
 class SqliteWorkflows:
     """The WorkflowStore methods of ``SqliteStore``."""
 
+    # job.state events reach the outbox from triggers on jobs (migration 0013).
+    job_events_in_outbox = True
+
     if TYPE_CHECKING:
 
         async def _write(self, op: Callable[[sqlite3.Connection, A], T], arg: A) -> T: ...
@@ -507,6 +524,11 @@ class SqliteWorkflows:
 
     async def get_run(self, tenant: str, run_id: str) -> Run | None:
         return await self._read(get_run, (tenant, run_id))
+
+    async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        return await self._read(get_runs, (tenant, list(run_ids)))
 
     async def list_runs(self, params: ListRunsParams) -> RunPage:
         return await self._read(list_runs, params)
@@ -558,6 +580,9 @@ class SqliteWorkflows:
 
     async def list_deliveries(self, params: ListDeliveriesParams) -> list[Delivery]:
         return await self._read(list_deliveries, params)
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        return await self._read(delivery_backlog, None)
 
     async def redrive_delivery(self, tenant: str, delivery_id: str, now: float) -> Delivery:
         return await self._write(redrive_delivery, (tenant, delivery_id, now))

@@ -9,7 +9,7 @@ import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from faena.api.auth import Authenticator
+from faena.api.auth import TENANT_KEY, Authenticator
 from faena.api.body import read_json, validate
 from faena.api.responses import JsonResponse
 from faena.api.routes.jobs import ERRORS
@@ -40,6 +40,7 @@ def hooks_router(hooks: InboundHooks, webhooks: Webhooks, auth: Authenticator) -
     @router.post("/v1/hooks/{token}", status_code=202, summary="Start a run from a webhook")
     async def receive(token: str, request: Request) -> Response:
         run, created = await hooks.receive(token, await request.body(), request.headers)
+        request.scope[TENANT_KEY] = run.tenant  # the audit entry belongs to the hook's tenant
         body = {
             "run_id": run.id,
             "workflow": run.workflow,

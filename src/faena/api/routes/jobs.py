@@ -94,6 +94,40 @@ def parse_last_event_id(value: str | None) -> int | None:
     return cursor
 
 
+async def submit_one(
+    orchestrator: Orchestrator, request: Request, principal: Principal
+) -> Response:
+    """``POST /v1/jobs`` (also served by :mod:`faena.api.hot`)."""
+    job_in = validate(JOB_IN, await read_json(request))
+    [submitted] = await orchestrator.submit(
+        principal.tenant, [job_in.to_request()], principal=principal
+    )
+    job = submitted.job
+    return JsonResponse(
+        job_to_json(job),
+        status_code=201 if submitted.created else 200,
+        headers={"Location": f"/v1/jobs/{job.id}"},
+    )
+
+
+async def read_job(
+    orchestrator: Orchestrator, principal: Principal, job_id: str, wait: float = 0
+) -> Response:
+    """``GET /v1/jobs/{id}`` (also served by :mod:`faena.api.hot` when there is no query)."""
+    if wait > 0:
+        job = await orchestrator.wait(principal.tenant, job_id, wait)
+    else:
+        job = await orchestrator.get(principal.tenant, job_id)
+    body = job_to_json(job)
+    why = await orchestrator.explain_placement(job)
+    if why is not None:
+        body["placement"] = why  # why a queued job is not running yet (issue 4)
+    progress = None if orchestrator.progress is None else orchestrator.progress.of(job)
+    if progress is not None:
+        body["progress"] = progress  # what the running attempt last reported
+    return JsonResponse(body)
+
+
 def jobs_router(
     orchestrator: Orchestrator, auth: Authenticator, *, sse_keepalive_s: float
 ) -> APIRouter:
@@ -110,14 +144,7 @@ def jobs_router(
         responses={200: {"model": JobOut, "description": "idempotency key seen: the first job"}},
     )
     async def submit(request: Request, principal: Writer) -> Response:
-        job_in = validate(JOB_IN, await read_json(request))
-        [submitted] = await orchestrator.submit(principal.tenant, [job_in.to_request()])
-        job = submitted.job
-        return JsonResponse(
-            job_to_json(job),
-            status_code=201 if submitted.created else 200,
-            headers={"Location": f"/v1/jobs/{job.id}"},
-        )
+        return await submit_one(orchestrator, request, principal)
 
     @router.post(
         "/batch",
@@ -132,7 +159,7 @@ def jobs_router(
         if jobs_in is None:
             jobs_in = validate(JOB_LIST_IN, data)
         submitted = await orchestrator.submit(
-            principal.tenant, [job_in.to_request() for job_in in jobs_in]
+            principal.tenant, [job_in.to_request() for job_in in jobs_in], principal=principal
         )
         return JsonResponse([job_to_json(s.job) for s in submitted], status_code=201)
 
@@ -187,15 +214,7 @@ def jobs_router(
             ),
         ] = 0,
     ) -> Response:
-        if wait > 0:
-            job = await orchestrator.wait(principal.tenant, job_id, wait)
-        else:
-            job = await orchestrator.get(principal.tenant, job_id)
-        body = job_to_json(job)
-        why = await orchestrator.explain_placement(job)
-        if why is not None:
-            body["placement"] = why  # why a queued job is not running yet (issue 4)
-        return JsonResponse(body)
+        return await read_job(orchestrator, principal, job_id, wait)
 
     @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
     async def cancel(job_id: str, principal: Writer) -> Response:
@@ -203,7 +222,8 @@ def jobs_router(
 
     @router.post("/{job_id}/retry", response_model=JobOut, summary="Retry a failed job")
     async def retry(job_id: str, principal: Writer) -> Response:
-        return JsonResponse(job_to_json(await orchestrator.retry(principal.tenant, job_id)))
+        job = await orchestrator.retry(principal.tenant, job_id, principal=principal)
+        return JsonResponse(job_to_json(job))
 
     @router.get(
         "/{job_id}/logs",

@@ -30,11 +30,13 @@ def keys_router(keys: KeyService, auth: Authenticator) -> APIRouter:
     )
     async def create(request: Request, principal: Admin) -> Response:
         key_in = await read_body(request, KEY_IN)
-        created = await keys.create(
-            key_in.tenant or principal.tenant,
+        created = await keys.create_for(
+            principal,
+            key_in.tenant,
             key_in.name,
             key_in.scopes,
             expires_at=key_in.expires_at,
+            rate_limit=key_in.rate_limit,
         )
         return JsonResponse({**key_to_json(created.key), "key": created.plaintext}, 201)
 

@@ -46,6 +46,10 @@ class WorkerOut(BaseModel):
     server: str
     started_at: str | None
     last_heartbeat: str | None
+    idle_kinds: list[str] = Field(
+        description="kinds this remote worker offers that no job was submitted for lately "
+        "(an hour, as far as this server saw); [] for local pools"
+    )
 
 
 class WorkerListOut(BaseModel):
@@ -114,9 +118,12 @@ def workers_router(
     async def list_workers(principal: Reader) -> Response:
         now = registry.clock.now()
         found = await registry.recorded()
-        return JsonResponse(
-            {"workers": [worker_to_json(w, w.is_live(now, registry.live_ttl_s)) for w in found]}
-        )
+        out = []
+        for w in found:
+            body = worker_to_json(w, w.is_live(now, registry.live_ttl_s))
+            body["idle_kinds"] = registry.idle_kinds(w) if body["live"] else []
+            out.append(body)
+        return JsonResponse({"workers": out})
 
     @router.post(
         "/tokens",

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from faena.api.auth import Authenticator
-from faena.api.body import is_json_media_type, read_json, validate
+from faena.api.body import (
+    MAX_YAML_VALUES,
+    check_limits,
+    input_limits,
+    is_json_media_type,
+    read_json,
+    validate,
+)
 from faena.api.errors import ApiError
 from faena.api.responses import JsonResponse
 from faena.api.routes.jobs import ERRORS
@@ -83,7 +90,9 @@ async def read_definition(request: Request) -> Any:
         raise ApiError(400, "invalid_yaml", "request body is not UTF-8 text") from None
     if not text.strip():
         raise ApiError(400, "invalid_yaml", "request body is empty; send a workflow document")
-    return load_yaml(text)
+    document = load_yaml(text)
+    check_limits(document, input_limits(request.scope), max_values=MAX_YAML_VALUES)
+    return document
 
 
 def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter:
@@ -104,7 +113,7 @@ def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter
     async def apply(name: str, request: Request, principal: Writer) -> Response:
         document = await read_definition(request)
         workflow = service.parse(document, name)
-        result = await service.apply(principal.tenant, workflow)
+        result = await service.apply(principal.tenant, workflow, principal=principal)
         schedule = await service.store.get_schedule(principal.tenant, name)
         body = workflow_to_json(result.info, secrets=True, schedule=schedule)
         body["version"] = result.version.version
@@ -149,6 +158,7 @@ def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter
             run_in.inputs,
             version=run_in.version,
             idempotency_key=run_in.idempotency_key,
+            principal=principal,
         )
         if wait > 0:
             run = await service.wait_run(principal.tenant, run.id, wait)
@@ -204,6 +214,7 @@ def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter
 
     @router.post("/v1/runs/{run_id}/retry", summary="Re-run a run from its failed steps")
     async def retry_run(run_id: str, principal: Writer) -> Response:
-        return JsonResponse(run_to_json(await service.retry_run(principal.tenant, run_id)))
+        run = await service.retry_run(principal.tenant, run_id, principal=principal)
+        return JsonResponse(run_to_json(run))
 
     return router

@@ -184,20 +184,22 @@ class Drain(_message.Message):
     def __init__(self, grace_s: _Optional[float] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("registered", "assignment", "cancel", "credential", "drain", "disconnect")
+    __slots__ = ("registered", "assignment", "cancel", "credential", "drain", "disconnect", "log_ack")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FIELD_NUMBER: _ClassVar[int]
+    LOG_ACK_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assignment: Assignment
     cancel: Cancel
     credential: Credential
     drain: Drain
     disconnect: Disconnect
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., credential: _Optional[_Union[Credential, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ...) -> None: ...
+    log_ack: LogAck
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., credential: _Optional[_Union[Credential, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("worker_id", "server", "heartbeat_s", "lease_s")
@@ -212,7 +214,7 @@ class Registered(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., server: _Optional[str] = ..., heartbeat_s: _Optional[float] = ..., lease_s: _Optional[float] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("job_id", "attempt", "tenant", "kind", "queue", "payload_json", "labels", "timeout_s", "max_attempts", "created_at")
+    __slots__ = ("job_id", "attempt", "tenant", "kind", "queue", "payload_json", "labels", "timeout_s", "max_attempts", "created_at", "mask", "traceparent")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +232,8 @@ class Assignment(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     tenant: str
@@ -240,7 +244,19 @@ class Assignment(_message.Message):
     timeout_s: float
     max_attempts: int
     created_at: float
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., tenant: _Optional[str] = ..., kind: _Optional[str] = ..., queue: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., max_attempts: _Optional[int] = ..., created_at: _Optional[float] = ...) -> None: ...
+    mask: _containers.RepeatedScalarFieldContainer[str]
+    traceparent: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., tenant: _Optional[str] = ..., kind: _Optional[str] = ..., queue: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., max_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., mask: _Optional[_Iterable[str]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+
+class LogAck(_message.Message):
+    __slots__ = ("job_id", "attempt", "seq")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    seq: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("job_id", "attempt", "reason")

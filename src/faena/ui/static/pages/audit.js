@@ -1,16 +1,68 @@
 "use strict";
-// Audit log (when the server has one): a table of entries, filtered by text.
-Faena.page(async ({ paths }) => {
-  const { h, api } = Faena;
-  if (!paths.has("/v1/audit")) { Faena.flash("This server has no audit log yet."); return; }
-  const body = await api("/v1/audit?limit=500");
-  const entries = Array.isArray(body) ? body : body.entries || body.events || body.audit || [];
-  const columns = entries.length ? Object.keys(entries[0]) : [];
-  document.querySelector("#audit thead").replaceChildren(h("tr", {}, ...columns.map((c) => h("th", {}, c))));
-  const rows = entries.map((e) => ({ text: JSON.stringify(e).toLowerCase(),
-    tr: h("tr", {}, ...columns.map((c) => h("td", {}, typeof e[c] === "object" && e[c] !== null ? JSON.stringify(e[c]) : String(e[c] ?? "")))) }));
+// The tenant's audit log (GET /v1/audit, scope audit:read): newest first, filtered by action,
+// outcome, key prefix and time, older pages by cursor. A server without the audit API (404) or
+// a key without the scope (403) gets a clear message instead of an empty table.
+Faena.page(async () => {
+  const { h, api, when, fill, flash } = Faena;
+  const form = document.getElementById("filters");
   const tbody = document.querySelector("#audit tbody");
-  const show = (q) => Faena.fill(tbody, rows.filter((r) => !q || r.text.includes(q)).map((r) => r.tr), Math.max(columns.length, 1), "No entries.");
-  show("");
-  document.getElementById("filters").elements.q.addEventListener("input", (e) => show(e.target.value.toLowerCase()));
+  const more = document.getElementById("more");
+  const params = new URLSearchParams(location.search);
+  for (const name of ["action", "outcome", "key_prefix"]) {
+    if (params.has(name)) form.elements[name].value = params.get(name);
+  }
+  let cursor = null;
+  let shown = [];
+
+  function query() {
+    const q = new URLSearchParams({ limit: "100" });
+    for (const name of ["action", "outcome", "key_prefix"]) {
+      const v = form.elements[name].value.trim();
+      if (v) q.set(name, v);
+    }
+    for (const name of ["since", "until"]) {  // datetime-local is local time: send it as UTC
+      const v = form.elements[name].value;
+      if (v) q.set(name, new Date(v).toISOString());
+    }
+    if (cursor) q.set("cursor", cursor);
+    return q;
+  }
+
+  function row(e) {
+    const outcome = e.outcome === "ok" ? "succeeded" : e.outcome === "denied" ? "cancelled" : "failed";
+    return h("tr", { "data-outcome": e.outcome },
+      h("td", {}, when(e.at)), h("td", { class: "mono" }, e.action), h("td", { class: "mono" }, e.target || ""),
+      h("td", {}, h("span", { class: "badge s-" + outcome }, e.outcome)), h("td", { class: "num" }, e.status == null ? "" : String(e.status)),
+      h("td", { class: "mono" }, e.key_prefix || ""), h("td", { class: "mono" }, e.client_ip || ""),
+      h("td", {}, e.detail == null ? "" : typeof e.detail === "object" ? JSON.stringify(e.detail) : String(e.detail)));
+  }
+
+  async function load(append) {
+    let body;
+    try {
+      body = await api("/v1/audit?" + query());
+    } catch (e) {
+      more.hidden = true;
+      if (e.status === 404) { fill(tbody, [], 8, "Not available: this server has no audit log (GET /v1/audit)."); flash("The audit log is not available on this server."); return; }
+      if (e.status === 403) { fill(tbody, [], 8, "Not available to this key: it needs the audit:read scope."); flash(e.message); return; }
+      throw e;
+    }
+    const entries = body.entries || [];
+    shown = append ? shown.concat(entries) : entries;
+    fill(tbody, shown.map(row), 8, "No entries match.");
+    cursor = body.next_cursor || null;
+    more.hidden = !cursor;
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    cursor = null;
+    const q = query();
+    q.delete("limit");
+    history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q : ""));
+    flash("");
+    await load(false);
+  });
+  more.addEventListener("click", () => load(true));
+  await load(false);
 });

@@ -1,6 +1,7 @@
 "use strict";
 // One run: the DAG with each step's live state, each step's output, error and jobs (links to
-// the job pages, which show the logs).
+// the job pages), and each step's logs inline (read again as steps finish; a step's jobs'
+// output is fetched once it stopped changing, i.e. when the step is finished).
 Faena.page(async ({ data }) => {
   const { h, api, badge, took, fill, flash } = Faena;
   const id = data.runId;
@@ -29,10 +30,52 @@ Faena.page(async ({ data }) => {
       h("td", {}, s.error ? h("span", { class: "error" }, s.error) : h("code", {}, s.output === null || s.output === undefined ? "" : JSON.stringify(s.output).slice(0, 200))),
       h("td", {}, took(s.started_at, s.finished_at)))), 6);
     document.getElementById("inputs").textContent = JSON.stringify(run.inputs, null, 2);
+    await stepLogs(run);
+  }
+
+  // Logs per step: a <details> per step that has jobs, each job's chunks in a <pre>. A finished
+  // step's logs are read once and kept; a running step's are read again on each refresh.
+  const logsDone = new Map();
+  async function jobLog(jobId) {
+    const out = [];
+    let after = 0;
+    for (let page = 0; page < 20; page++) {  // at most 20,000 chunks per job inline
+      const body = await api(`/v1/jobs/${encodeURIComponent(jobId)}/logs?after=${after}`);
+      out.push(...body.chunks);
+      if (body.chunks.length < 1000) break;
+      after = body.next_cursor;
+    }
+    return out;
+  }
+  async function stepLogs(run) {
+    const box = document.getElementById("step-logs");
+    const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.dataset.step));
+    const blocks = [];
+    for (const s of run.steps) {
+      const jobs = (s.jobs || []).filter(Boolean);
+      if (!jobs.length) continue;
+      let logs = logsDone.get(s.id);
+      if (!logs) {
+        logs = await Promise.all(jobs.map(async (j) => ({ job: j, chunks: await jobLog(j) })));
+        if (["succeeded", "failed", "cancelled", "skipped"].includes(s.state)) logsDone.set(s.id, logs);
+      }
+      const lines = logs.reduce((n, l) => n + l.chunks.length, 0);
+      blocks.push(h("details", { class: "step-log", "data-step": s.id, open: open.has(s.id) || s.state === "failed" },
+        h("summary", {}, s.id, " ", badge(s.state), h("span", { class: "muted" }, ` ${lines} chunk${lines === 1 ? "" : "s"}`)),
+        ...logs.map((l) => h("div", {},
+          logs.length > 1 ? h("p", { class: "muted" }, "job ", Faena.jobLink(l.job)) : null,
+          h("pre", { class: "log" }, ...(l.chunks.length ? l.chunks.map((c) => h("span", { class: c.stream }, c.data)) : [h("span", { class: "muted" }, "(no output)")]))))));
+    }
+    box.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "No step has run yet.")]));
   }
   document.getElementById("cancel").addEventListener("click", async () => {
     try { await api(`/v1/runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); await load(); } catch (e) { flash(e.message); }
   });
-  await load();
+  try {
+    await load();
+  } catch (e) {  // another tenant's run is a 404 like a missing one
+    if (e.status === 404) { flash(`${e.message} in this tenant.`); return; }
+    throw e;
+  }
   Faena.events({ types: "run.state,step.state" }, Faena.debounce(load, 300));
 });

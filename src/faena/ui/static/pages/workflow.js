@@ -3,7 +3,13 @@
 Faena.page(async ({ data }) => {
   const { h, api, badge, when, fill } = Faena;
   const name = data.name;
-  const w = await api("/v1/workflows/" + encodeURIComponent(name));
+  let w;
+  try {
+    w = await api("/v1/workflows/" + encodeURIComponent(name));
+  } catch (e) {  // another tenant's workflow is a 404 like a missing one
+    if (e.status === 404) { Faena.flash(`${e.message} in this tenant.`); return; }
+    throw e;
+  }
   const s = w.schedule;
   const kv = (k, v) => h("tr", {}, h("th", {}, k), h("td", {}, v || "—"));
   document.getElementById("schedule").replaceChildren(...(s

@@ -1,0 +1,2 @@
+-- reserved for the perf change; replaced by its schema
+SELECT 1;
