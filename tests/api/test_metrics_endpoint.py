@@ -160,3 +160,30 @@ async def test_the_webhook_backlog_is_a_gauge(faena: InMemoryFaena) -> None:
         after = await scrape(client)
     assert value(after, "faena_outbox_backlog") == 0
     assert value(after, "faena_webhook_deliveries_pending") == 2
+
+
+async def test_requests_refused_by_rate_limits_are_a_counter() -> None:
+    """``faena_rate_limited_requests_total`` (a counter, by bucket), not a gauge that grows."""
+    from faena.bootstrap import build_runtime
+    from faena.config import Settings
+
+    admin = "fk_metrics_rate_limit_admin_0123456789"
+    runtime = build_runtime(
+        Settings(database_url="memory://", bootstrap_key=admin, rate_limit=2, workers=0)
+    )
+    await runtime.start()
+    try:
+        transport = httpx.ASGITransport(runtime.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://faena.test") as c:
+            auth = {"Authorization": f"Bearer {admin}"}
+            statuses = [(await c.get("/v1/stats", headers=auth)).status_code for _ in range(4)]
+            response = await c.get("/metrics")
+    finally:
+        await runtime.stop()
+    assert statuses == [200, 200, 429, 429]
+    types = {f.name: f.type for f in text_string_to_metric_families(response.text)}
+    assert types["faena_rate_limited_requests"] == "counter"
+    assert types["faena_rate_limit_backend_errors"] == "counter"
+    assert "_total_total" not in response.text
+    assert 'faena_rate_limited_requests_total{bucket="key"} 2.0' in response.text
+    assert "faena_rate_limit_backend_errors_total 0.0" in response.text

@@ -103,6 +103,16 @@ def gauge(name: str, documentation: str, labelnames: Labels, values: dict[Labels
     return family
 
 
+def counter(
+    name: str, documentation: str, labelnames: Labels, values: dict[Labels, float]
+) -> Metric:
+    """A counter read at scrape time (``name`` without ``_total``: prometheus-client adds it)."""
+    family = CounterMetricFamily(name, documentation, labels=labelnames)
+    for labels, value in sorted(values.items()):
+        family.add_metric(labels, value)
+    return family
+
+
 def collect_all(families: Iterable[CounterFamily | HistogramFamily]) -> Iterator[Metric]:
     for family in families:
         yield family.collect()

@@ -6,9 +6,11 @@ grouped store query when ``/metrics`` is scraped, cached for ``depth_ttl_s`` so 
 scrapers (or a dashboard) cost one query a second at most.
 
 Each faena process serves its own ``/metrics`` (``faena up``/``faena server`` run the API, the
-pool and the reaper in one process; ``cpu=True`` tasks run in child processes but their
-outcomes are recorded by the parent). Run several servers: scrape each one, as Prometheus
-does for any replicated service; ``PROMETHEUS_MULTIPROC_DIR`` is not needed and not used.
+pool and the reaper in one process). The child processes faena starts — the ``cpu=True`` task
+pool and the document kinds' pool, both from a fork server, never forked from the server —
+run task and reader code only and record no metric: their outcomes come back to the parent,
+which counts them. Run several servers: scrape each one, as Prometheus does for any replicated
+service; ``PROMETHEUS_MULTIPROC_DIR`` is not needed and not used.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from faena.observability.families import (
     HistogramFamily,
     Labels,
     collect_all,
+    counter,
     gauge,
 )
 from faena.ports.telemetry import QueueDepth
@@ -50,6 +53,7 @@ class GaugeSource:
     documentation: str
     labelnames: Labels
     read: Gauges
+    counter: bool = False  # a count since start that only grows (exposed as NAME_total)
 
 
 class Metrics:
@@ -194,6 +198,11 @@ class Metrics:
         """A gauge read at scrape time; ``read`` returns its value per label tuple."""
         self._gauges.append(GaugeSource(name, documentation, labelnames, read))
 
+    def add_counter(self, name: str, documentation: str, labelnames: Labels, read: Gauges) -> None:
+        """A counter kept by someone else (``read`` returns its value per label tuple, only
+        ever growing), exposed at scrape time as ``NAME_total``; ``name`` has no ``_total``."""
+        self._gauges.append(GaugeSource(name, documentation, labelnames, read, counter=True))
+
     def add_async_gauges(
         self, read: Callable[[], Awaitable[dict[str, float]]], gauges: dict[str, str]
     ) -> None:
@@ -270,7 +279,8 @@ class Metrics:
         if self._depth_source is not None:
             yield from self._depth_metrics()
         for source in self._gauges:
-            yield gauge(source.name, source.documentation, source.labelnames, source.read())
+            family = counter if source.counter else gauge
+            yield family(source.name, source.documentation, source.labelnames, source.read())
 
 
 class _Collector(Collector):

@@ -17,6 +17,7 @@ from faena.observability.telemetry import Telemetry
 from faena.observability.tracing import Tracing, otlp_provider, tracing_wanted
 
 REAPER_STALE_PASSES = 5  # the reaper is stuck after this many intervals without a pass
+MIB = 1024.0 * 1024.0
 
 
 def build_telemetry(settings: Settings, env: Mapping[str, str]) -> Telemetry:
@@ -112,8 +113,8 @@ def _worker_gauges(metrics: Metrics, registry: Any) -> None:
             counts[key] = counts.get(key, 0.0) + 1
         return counts
 
-    def usage(attribute: str) -> dict[Labels, float]:
-        return {(w.id,): float(getattr(w.load, attribute)) for w in registry.live_cached()}
+    def usage(attribute: str, scale: float = 1.0) -> dict[Labels, float]:
+        return {(w.id,): getattr(w.load, attribute) * scale for w in registry.live_cached()}
 
     metrics.add_gauge(
         "faena_workers_connected",
@@ -121,17 +122,26 @@ def _worker_gauges(metrics: Metrics, registry: Any) -> None:
         ("kind",),
         connected,
     )
+    # Base units: the heartbeat's percentages of the machine as ratios (0-1). Used memory is
+    # not known in bytes (the worker protocol and the registry carry a percentage); what a
+    # worker offers is, from its registration.
     metrics.add_gauge(
-        "faena_worker_cpu_percent",
-        "CPU use each live worker reported.",
+        "faena_worker_cpu_usage_ratio",
+        "CPU use of each live worker's machine, 0-1, as its last heartbeat reported.",
         ("worker",),
-        lambda: usage("cpu_percent"),
+        lambda: usage("cpu_percent", 0.01),
     )
     metrics.add_gauge(
-        "faena_worker_memory_percent",
-        "Memory use each live worker reported.",
+        "faena_worker_memory_usage_ratio",
+        "Memory in use on each live worker's machine, 0-1, as its last heartbeat reported.",
         ("worker",),
-        lambda: usage("memory_percent"),
+        lambda: usage("memory_percent", 0.01),
+    )
+    metrics.add_gauge(
+        "faena_worker_memory_capacity_bytes",
+        "Memory each live worker offers to jobs' resources (default: its machine's memory).",
+        ("worker",),
+        lambda: {(w.id,): float(w.capacity.memory_mb) * MIB for w in registry.live_cached()},
     )
     metrics.add_gauge(
         "faena_worker_running_jobs",
@@ -184,17 +194,15 @@ def observe_rate_limits(telemetry: Telemetry, limits: Any) -> None:
     """Requests refused by rate limits, by bucket, and the takes a shared backend (Redis)
     could not answer, which were allowed (the limits fail open)."""
     metrics = telemetry.metrics
-    metrics.add_gauge(
+    metrics.add_counter(
         "faena_rate_limited_requests",
-        "Requests refused with 429 since start, by bucket (key, ip, bulk, health, "
-        "auth_failures).",
+        "Requests refused with 429, by bucket (key, ip, bulk, health, auth_failures).",
         ("bucket",),
         lambda: {(bucket,): float(n) for bucket, n in limits.counts.refused.items()},
     )
-    metrics.add_gauge(
+    metrics.add_counter(
         "faena_rate_limit_backend_errors",
-        "Rate-limit checks the shared backend (Redis) could not answer since start; each "
-        "request was allowed.",
+        "Rate-limit checks the shared backend (Redis) could not answer; each request was allowed.",
         (),
         lambda: {(): float(getattr(limits.limiter, "errors", 0))},
     )
