@@ -17,6 +17,7 @@ import pytest
 from tests.ui.server import UiServer
 
 CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -57,10 +58,12 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where each page's screenshot goes: ``$FAENA_UI_SCREENSHOTS`` or a pytest temp dir."""
+def screenshots() -> Path:
+    """Where each page's screenshot goes, a test artefact CI keeps: ``$FAENA_UI_SCREENSHOTS``
+    (emptied first), else ``test-artifacts/screenshots/`` at the repository root (git-ignored;
+    each test overwrites its own files, so runs of single test files add up)."""
     chosen = os.environ.get("FAENA_UI_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("ui-screenshots")
+    folder = Path(chosen) if chosen else SCREENSHOTS
     if folder.exists() and chosen:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
