@@ -6,9 +6,8 @@ provider that takes 1 s to answer (``tests/ai/providers.py``, OpenAI wire protoc
 A runtime on SQLite with a local pool; the workflow is applied once; then ``--runs`` runs,
 one after the other: ``start`` → the ``llm`` step (guardrails, routing, budget, the streamed
 provider call, schema validation, call record) → ``wait_run`` sees the run succeeded. One
-warm-up run first (not counted: it loads the semantic cache's embedding model when the ``ai``
-extra is installed). Each run's e-mail differs, so the semantic cache (when present) misses and
-pays for embedding the text twice (lookup and store); ``--no-cache`` measures without it.
+warm-up run first (not counted). Each run's e-mail differs, so the answer cache (exact match
+of the request: a hash, no embedding) misses; ``--no-cache`` measures without it.
 Prints one JSON line: median and max seconds per run, and the provider's delay. Target: under
 5 s with a provider answering in 1 s.
 """
@@ -99,7 +98,7 @@ async def main(runs: int, delay_s: float, cache: bool) -> None:
                 "bench": "commitments",
                 "runs": runs,
                 "provider_delay_s": delay_s,
-                "semantic_cache": cache and getattr(rt, "semantic_cache", None) is not None,
+                "answer_cache": cache and getattr(rt, "semantic_cache", None) is not None,
                 "median_s": round(statistics.median(took), 4),
                 "max_s": round(max(took), 4),
                 "overhead_median_ms": round((statistics.median(took) - delay_s) * 1000, 1),
@@ -113,6 +112,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--delay", type=float, default=1.0)
-    parser.add_argument("--no-cache", action="store_true", help="without the semantic cache")
+    parser.add_argument("--no-cache", action="store_true", help="without the answer cache")
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.delay, not args.no_cache))

@@ -2,9 +2,9 @@
 the LLM service), ``/v1/ask`` and the ``agent`` kind. Called from
 :func:`faena.bootstrap.build_kind_handlers`, after the LLM layer.
 
-Everything here needs the ``ai`` extra (NumPy, tokenizers, safetensors, mcp) and the model
-weights; without them the cache, ask and agent are simply absent, and nothing is imported:
-the model itself loads on the first embedding, never at start.
+Embeddings need the ``ai`` extra (NumPy, tokenizers, safetensors) and the model weights;
+without them the cache matches exactly only, ``/v1/ask`` is absent, and nothing of them is
+imported: the model itself loads on the first embedding, never at start.
 """
 
 from __future__ import annotations
@@ -42,30 +42,34 @@ def build_embedder(settings: Settings) -> Any:
 
 
 def ai_kinds(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
-    """Sets ``runtime.semantic_cache`` and ``runtime.ask`` and returns the ``agent`` kind."""
+    """Sets ``runtime.semantic_cache`` and ``runtime.ask`` and returns the ``agent`` kind.
+
+    The answer cache is always built: without the embedding model it matches exactly only
+    (the LLM layer's default anyway), with it steps may opt in to similarity hits."""
+    embedder = None
     if embeddings_available(settings):
         # One BLAS thread unless told otherwise: the model's small matrices gain little from
         # more, and a server's other work (and other processes) lose a core to its spinning
         # (measured: 26 ms per text with one thread, 100+ ms with two on a loaded machine).
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         embedder = build_embedder(settings)
-        cache = SemanticCache(
-            runtime.store,  # type: ignore[arg-type]  # every adapter is an AiCacheStore
-            embedder,
-            settings=CacheSettings(
-                threshold=settings.cache_threshold,
-                ttl_s=settings.cache_ttl_s,
-                refresh_s=settings.cache_refresh_s,
-            ),
+    cache = SemanticCache(
+        runtime.store,  # type: ignore[arg-type]  # every adapter is an AiCacheStore
+        embedder,
+        settings=CacheSettings(
+            threshold=settings.cache_threshold,
+            ttl_s=settings.cache_ttl_s,
+            refresh_s=settings.cache_refresh_s,
+        ),
+    )
+    runtime.semantic_cache = cache
+    if runtime.llm is not None and hasattr(runtime.llm, "set_cache"):
+        runtime.llm.set_cache(cache)
+    _cache_metrics(runtime, cache)
+    if embedder is not None and runtime.workflows is not None:
+        runtime.ask = AskService(
+            runtime.workflows, embedder, lambda: runtime.llm, threshold=settings.ask_threshold
         )
-        runtime.semantic_cache = cache
-        if runtime.llm is not None and hasattr(runtime.llm, "set_cache"):
-            runtime.llm.set_cache(cache)
-        _cache_metrics(runtime, cache)
-        if runtime.workflows is not None:
-            runtime.ask = AskService(
-                runtime.workflows, embedder, lambda: runtime.llm, threshold=settings.ask_threshold
-            )
     connector = None
     if importlib.util.find_spec("mcp") is not None:
         from faena.adapters.mcp_client import SdkMcpConnector

@@ -99,7 +99,7 @@ class Settings:
     llm_max_retry_after_s: float = 20.0  # a longer Retry-After falls back instead of waiting
     # -- embeddings, semantic cache, ask, agents (issue 8, docs/ai.md) --
     embedding_model: str = ""  # all-MiniLM-L6-v2 directory; "": the packaged model
-    cache_threshold: float = 0.92  # cosine similarity of a semantic cache hit
+    cache_threshold: float = 0.95  # cosine similarity of a semantic cache hit (opt-in steps)
     cache_ttl_s: float = 86_400.0  # default lifetime of a cache entry
     cache_refresh_s: float = 1.0  # how stale another server's cache entries may be here
     ask_threshold: float = 0.35  # least similarity of a workflow that /v1/ask may pick

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,16 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticMatch:
+    """A step's opt-in to semantic cache hits: a cached answer is reused for a *similar* last
+    user message (cosine similarity of embeddings >= ``threshold``) when everything else of
+    the request (system prompt, earlier messages, model or policy, sampling, schema) is equal.
+    Only for questions whose answer does not depend on details such as names or dates."""
+
+    threshold: float | None = None  # None: the server's FAENA_CACHE_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     model: str | None = None  # "provider/model" or a model name; None: the routing policy
@@ -48,7 +59,9 @@ class ChatRequest:
     max_tokens: int | None = None
     response_schema: dict[str, Any] | None = None
     tools: tuple[ToolSpec, ...] = ()
-    cache: bool = True
+    cache: bool = True  # exact-match answer cache (temperature 0/unset, no tools)
+    cache_semantic: SemanticMatch | None = None  # opt-in similarity hits (see SemanticMatch)
+    cache_ttl_s: float | None = None  # None: the server's FAENA_CACHE_TTL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,8 @@ class ChatResult:
     replayed: bool = False
     output: Any = None  # the parsed JSON when response_schema was given
     guardrails: tuple[dict[str, Any], ...] = ()  # the verdicts, in the order they were taken
+    cache_match: str | None = None  # a cached answer: "exact" or "semantic"
+    cache_similarity: float | None = None  # a cached answer: 1.0 exact, else the cosine
 
     def to_json(self) -> dict[str, Any]:
         """The stored/replayed form (call records, the semantic cache)."""
@@ -83,7 +98,12 @@ class ChatResult:
 
     @staticmethod
     def from_json(
-        doc: dict[str, Any], *, cached: bool = False, replayed: bool = False
+        doc: dict[str, Any],
+        *,
+        cached: bool = False,
+        replayed: bool = False,
+        cache_match: str | None = None,
+        cache_similarity: float | None = None,
     ) -> ChatResult:
         return ChatResult(
             content=doc.get("content"),
@@ -100,6 +120,8 @@ class ChatResult:
             replayed=replayed,
             output=doc.get("output"),
             guardrails=tuple(doc.get("guardrails") or ()),
+            cache_match=cache_match,
+            cache_similarity=cache_similarity,
         )
 
 
@@ -249,6 +271,50 @@ def request_hash(request: ChatRequest) -> str:
         "tools": [[t.name, t.description, t.parameters] for t in request.tools],
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _normal(text: str | None) -> str:
+    """The cache's form of a message: NFC, ``\\r\\n`` as ``\\n``, outer whitespace stripped.
+    Case and inner spacing are kept: they can change an answer."""
+    return unicodedata.normalize("NFC", (text or "").replace("\r\n", "\n")).strip()
+
+
+def _shape(request: ChatRequest) -> dict[str, Any]:
+    """Everything of a request but its messages that can change the answer."""
+    return {
+        "model": request.model,
+        "policy": request.policy,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "schema": request.response_schema,
+        "tools": [[t.name, t.description, t.parameters] for t in request.tools],
+    }
+
+
+def _messages_doc(messages: tuple[Message, ...]) -> list[Any]:
+    return [
+        [m.role, _normal(m.content), [[c.name, c.arguments] for c in m.tool_calls]]
+        for m in messages
+    ]
+
+
+def cache_digest(request: ChatRequest) -> str:
+    """The exact-match cache key: a SHA-256 of the whole normalized request (every message
+    with its role, model or policy, temperature, max_tokens, response_schema, tools)."""
+    doc = {**_shape(request), "messages": _messages_doc(request.messages)}
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def semantic_scope(request: ChatRequest) -> tuple[str, str] | None:
+    """(the context digest, the last user message) of a request whose last message is the
+    user's: semantic hits are only looked for among entries with the same context digest —
+    same system prompt, earlier messages, model or policy, sampling and schema."""
+    *context, last = request.messages
+    if last.role != "user" or not (last.content or "").strip():
+        return None
+    doc = {**_shape(request), "context": _messages_doc(tuple(context))}
+    digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return digest, last.content or ""
 
 
 def prompt_chars(request: ChatRequest) -> int:

@@ -21,6 +21,7 @@ from faena.domain.llm import (
     ModelPrice,
     ProviderConfig,
     RoutingPolicy,
+    SemanticMatch,
     Tier,
     ToolCall,
     ToolSpec,
@@ -176,9 +177,7 @@ def parse_chat(payload: Any, where: str = "payload") -> ChatRequest:
         if problem:
             raise ValidationError(f"{where}: {problem}")
     tools = _tools(doc, where)
-    cache = doc.get("cache", True)
-    if not isinstance(cache, bool):
-        raise ValidationError(f"{where}.cache must be true or false")
+    cache, semantic, ttl_s = _cache(doc.get("cache", True), f"{where}.cache")
     stream = doc.get("stream", True)
     if not isinstance(stream, bool):
         raise ValidationError(f"{where}.stream must be true or false")
@@ -191,7 +190,26 @@ def parse_chat(payload: Any, where: str = "payload") -> ChatRequest:
         response_schema=schema,
         tools=tuple(tools),
         cache=cache,
+        cache_semantic=semantic,
+        cache_ttl_s=ttl_s,
     )
+
+
+def _cache(value: Any, where: str) -> tuple[bool, SemanticMatch | None, float | None]:
+    """``cache``: ``true`` (the default: exact-match hits only), ``false`` (no cache), or
+    ``{"semantic": true, "threshold": 0.95, "ttl_s": 3600}`` (opt in to similarity hits)."""
+    if isinstance(value, bool):
+        return value, None, None
+    doc = _obj(value, where)
+    _unknown(doc, frozenset({"semantic", "threshold", "ttl_s"}), where)
+    semantic = doc.get("semantic", False)
+    if not isinstance(semantic, bool):
+        raise ValidationError(f"{where}.semantic must be true or false")
+    threshold = _number(doc, "threshold", where, 0.5, 1.0)
+    if threshold is not None and not semantic:
+        raise ValidationError(f"{where}.threshold needs semantic: true")
+    ttl_s = _number(doc, "ttl_s", where, 1.0, 366 * 86_400.0)
+    return True, SemanticMatch(threshold) if semantic else None, ttl_s
 
 
 def parse_provider(tenant: str, name: str, body: Any, now: float) -> ProviderConfig:

@@ -159,10 +159,19 @@ class SecretResolver(Protocol):
 
 
 class ChatCache(Protocol):
-    """The semantic cache (``faena.services.semantic_cache.SemanticCache``) as the LLM service
-    uses it: values are :meth:`ChatResult.to_json` documents."""
+    """The answer cache (``faena.services.semantic_cache.SemanticCache``) as the LLM service
+    uses it: values are :meth:`ChatResult.to_json` documents. ``semantic=False`` is an
+    exact-match lookup (or a put) of ``text`` only: nothing is embedded."""
 
-    async def get(self, tenant: str, namespace: str, text: str) -> Any: ...
+    async def get(
+        self,
+        tenant: str,
+        namespace: str,
+        text: str,
+        *,
+        threshold: float | None = None,
+        semantic: bool = True,
+    ) -> Any: ...
 
     async def put(
         self,
@@ -171,6 +180,8 @@ class ChatCache(Protocol):
         text: str,
         value: dict[str, Any],
         ttl_s: float | None = None,
+        *,
+        semantic: bool = True,
     ) -> None: ...
 
 

@@ -12,18 +12,25 @@ tenant's and the workflow's), in one atomic store operation that refuses when a 
 already spent (``spent >= limit``); afterwards it settles the difference with the real cost.
 So concurrent calls see each other's reservations, and a budget is overspent by at most the
 real cost of the one call that crossed the limit.
+
+Cache (requests at temperature 0/unset without tools): by default an answer is reused only
+for the *same* request — a SHA-256 of every normalized message with its role, the model or
+policy, the sampling options, the response schema (:func:`~faena.domain.llm.cache_digest`).
+A step that opts in (``cache: {semantic: true, threshold: 0.95}``) also reuses the answer of
+a similar last user message, looked for only among requests with the same system prompt,
+earlier messages, model or policy, sampling and schema
+(:func:`~faena.domain.llm.semantic_scope`). Two e-mails that differ in names and dates embed
+at 0.93-0.99 cosine, so similarity is never the default.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 import structlog
 
 from faena.domain.errors import NotFound, ValidationError
@@ -51,9 +58,11 @@ from faena.domain.llm import (
     RoutingPolicy,
     Tier,
     UsageRow,
+    cache_digest,
     estimate_tokens,
     prompt_chars,
     request_hash,
+    semantic_scope,
     split_model,
 )
 from faena.ports.clock import Clock, SystemClock
@@ -82,7 +91,20 @@ from faena.services.llm_routing import (
 )
 
 DEFAULT_POLICY = "default"
+EXACT_NAMESPACE = "llm.exact"  # entries keyed by cache_digest, never embedded
+SEMANTIC_PREFIX = "llm.similar."  # + the context digest: one namespace per context
+MAX_SEMANTIC_TEXT = 32_000
 log = structlog.get_logger("faena.llm")
+
+
+@dataclass(frozen=True, slots=True)
+class _CachePlan:
+    """Where a request's answer is looked up and stored."""
+
+    digest: str  # the exact key, in EXACT_NAMESPACE
+    semantic: tuple[str, str] | None  # (namespace, last user message) when opted in
+    threshold: float | None
+    ttl_s: float | None
 
 
 @dataclass
@@ -177,11 +199,16 @@ class LlmService:
         run = _Attempt(tenant, request, on_token)
         run.request = replace(request, messages=self._guard_inputs(run))
         route = await self._route(tenant, run.request)
-        cache_ns, cache_text = self._cache_key(run.request)
-        if cache_ns is not None and self._cache is not None:
-            hit = await self._cached(tenant, cache_ns, cache_text)
+        plan = self._cache_plan(run.request)
+        if plan is not None:
+            hit = await self._cached(tenant, plan)
             if hit is not None:
-                found = ChatResult.from_json(dict(hit.value), cached=True)
+                found = ChatResult.from_json(
+                    dict(hit.value),
+                    cached=True,
+                    cache_match="exact" if hit.exact else "semantic",
+                    cache_similarity=round(float(hit.similarity), 4),
+                )
                 self._observe(CallObservation(tenant, found.provider, found.model, "cached"))
                 return replace(found, guardrails=_verdicts(run.verdicts))
         scopes = BudgetScopes(tenant, workflow)
@@ -220,21 +247,51 @@ class LlmService:
             ),
             SettleParams(scopes, delta, self._clock.now()) if delta != 0 else None,
         )
-        if cache_ns is not None and self._cache is not None:
-            try:
-                await self._cache.put(tenant, cache_ns, cache_text, result.to_json())
-            except Exception as exc:  # the answer stands; only the next lookup misses
-                log.warning("llm cache put failed", tenant=tenant, error=str(exc))
+        if plan is not None:
+            await self._remember(tenant, plan, result.to_json())
         return result
 
-    async def _cached(self, tenant: str, namespace: str, text: str) -> Any:
-        """A cache hit, or None; a failing cache is a miss (it only saves money)."""
+    def _cache_plan(self, request: ChatRequest) -> _CachePlan | None:
+        if (
+            self._cache is None
+            or not request.cache
+            or request.tools
+            or request.temperature not in (None, 0)
+        ):
+            return None
+        semantic = None
+        if request.cache_semantic is not None:
+            scope = semantic_scope(request)
+            if scope is not None and len(scope[1]) <= MAX_SEMANTIC_TEXT:
+                semantic = (SEMANTIC_PREFIX + scope[0][:40], scope[1])
+        threshold = None if request.cache_semantic is None else request.cache_semantic.threshold
+        return _CachePlan(cache_digest(request), semantic, threshold, request.cache_ttl_s)
+
+    async def _cached(self, tenant: str, plan: _CachePlan) -> Any:
+        """A cache hit (the exact key first, then a similar text when opted in), or None; a
+        failing cache is a miss (it only saves money)."""
         assert self._cache is not None
         try:
-            return await self._cache.get(tenant, namespace, text)
+            hit = await self._cache.get(tenant, EXACT_NAMESPACE, plan.digest, semantic=False)
+            if hit is None and plan.semantic is not None:
+                namespace, text = plan.semantic
+                hit = await self._cache.get(tenant, namespace, text, threshold=plan.threshold)
         except Exception as exc:
             log.warning("llm cache lookup failed", tenant=tenant, error=str(exc))
             return None
+        return hit
+
+    async def _remember(self, tenant: str, plan: _CachePlan, value: dict[str, Any]) -> None:
+        assert self._cache is not None
+        try:
+            await self._cache.put(
+                tenant, EXACT_NAMESPACE, plan.digest, value, plan.ttl_s, semantic=False
+            )
+            if plan.semantic is not None:
+                namespace, text = plan.semantic
+                await self._cache.put(tenant, namespace, text, value, plan.ttl_s)
+        except Exception as exc:  # the answer stands; only the next lookup misses
+            log.warning("llm cache put failed", tenant=tenant, error=str(exc))
 
     async def configured(self, tenant: str) -> bool:
         """Does the tenant have any provider?"""
@@ -509,23 +566,6 @@ class LlmService:
             )
         except (NotFound, ValidationError) as exc:  # unknown secret, secrets unavailable
             raise LlmRefused(f"provider {config.name!r}: {exc.message}") from None
-
-    def _cache_key(self, request: ChatRequest) -> tuple[str | None, str]:
-        if (
-            self._cache is None
-            or not request.cache
-            or request.tools
-            or request.temperature not in (None, 0)
-        ):
-            return None, ""
-        text = "\n".join(f"{m.role}: {m.content or ''}" for m in request.messages)
-        if len(text) > 32_000:
-            return None, ""
-        shape = orjson.dumps(
-            [request.model, request.policy, request.max_tokens, request.response_schema],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return "llm." + hashlib.sha256(shape).hexdigest()[:24], text
 
     def _observe(self, call: CallObservation) -> None:
         if self._observer is not None:

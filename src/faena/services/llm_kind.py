@@ -98,8 +98,15 @@ class LlmKind:
         finally:
             if buffer is not None:
                 buffer.flush()
-        if result.replayed:
-            sink.log(LogStream.STDERR, "replayed the recorded answer of an earlier attempt\n")
+        if result.replayed or result.cached:
+            if result.replayed:
+                note = "replayed the recorded answer of an earlier attempt"
+            else:
+                note = f"answered from the cache ({result.cache_match} match"
+                if result.cache_match == "semantic":
+                    note += f", similarity {result.cache_similarity}"
+                note += ")"
+            sink.log(LogStream.STDERR, note + "\n")
             if result.content:
                 sink.log(LogStream.STDOUT, result.content)
         return LlmOutcome(True, job_result(result))
@@ -129,6 +136,8 @@ def job_result(result: ChatResult) -> dict[str, Any]:
         "replayed": result.replayed,
         "cached": result.cached,
     }
+    if result.cached:
+        doc["cache"] = {"match": result.cache_match, "similarity": result.cache_similarity}
     if result.output is not None:
         doc["output"] = result.output
     if result.tool_calls:

@@ -3,8 +3,10 @@ match on a hash of the normalized text) or by a text that means the same (cosine
 of embeddings at or above a threshold). Entries are isolated per tenant and namespace and
 expire after a TTL; hits and misses are counted per tenant for ``/metrics``.
 
-The LLM layer caches answers with it (namespace = model + response schema hash); anything
-else that maps a sentence to an expensive result can too.
+Without an embedder (the ``ai`` extra or the model missing) it is an exact-match cache only.
+The LLM layer caches answers with it: by exact match of the whole request by default, by
+similarity only for steps that opt in (see :mod:`faena.services.llm`); anything else that maps
+a sentence to an expensive result can use it too.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class CacheHit:
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    threshold: float = 0.92  # cosine similarity for a semantic hit
+    threshold: float = 0.95  # cosine similarity for a semantic hit
     ttl_s: float | None = 86_400.0  # default expiry; None: never
     refresh_s: float = 1.0  # how stale the in-process index may be (other servers' puts)
 
@@ -58,7 +60,7 @@ class SemanticCache:
     def __init__(
         self,
         store: AiCacheStore,
-        embedder: Embedder,
+        embedder: Embedder | None,
         *,
         settings: CacheSettings | None = None,
         clock: Clock | None = None,
@@ -71,10 +73,22 @@ class SemanticCache:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.counts: Counter[tuple[str, str]] = Counter()  # (tenant, exact|semantic|miss)
 
+    @property
+    def semantic(self) -> bool:
+        """Can it match by similarity (is there an embedder)?"""
+        return self.embedder is not None
+
     async def get(
-        self, tenant: str, namespace: str, text: str, *, threshold: float | None = None
+        self,
+        tenant: str,
+        namespace: str,
+        text: str,
+        *,
+        threshold: float | None = None,
+        semantic: bool = True,
     ) -> CacheHit | None:
-        """The cached value for ``text`` or a text similar enough to it, or None."""
+        """The cached value for ``text`` or (unless ``semantic=False``) a text similar enough
+        to it, or None."""
         _check(namespace, text)
         now = self.clock.now()
         key = text_key(text)
@@ -82,6 +96,9 @@ class SemanticCache:
         if entry is not None:
             self.counts[(tenant, "exact")] += 1
             return CacheHit(entry.value, 1.0, True)
+        if not semantic or self.embedder is None:
+            self.counts[(tenant, "miss")] += 1
+            return None
         limit = self.settings.threshold if threshold is None else threshold
         (vector,) = await self.embedder.embed([normalize(text)])
         hit = await self._nearest(tenant, namespace, vector, now)
@@ -98,14 +115,20 @@ class SemanticCache:
         text: str,
         value: dict[str, Any],
         ttl_s: float | None = None,
+        *,
+        semantic: bool = True,
     ) -> None:
-        """Store ``value`` under ``text`` (replacing an entry with the same normalized text)."""
+        """Store ``value`` under ``text`` (replacing an entry with the same normalized text);
+        ``semantic=False`` (or no embedder) stores it for exact matches only, unembedded."""
         _check(namespace, text)
         if ttl_s is not None and ttl_s <= 0:
             raise ValidationError("ttl_s must be positive")
         now = self.clock.now()
         ttl = self.settings.ttl_s if ttl_s is None else ttl_s
-        (vector,) = await self.embedder.embed([normalize(text)])
+        embedder = self.embedder if semantic else None
+        vector: list[float] = []
+        if embedder is not None:
+            (vector,) = await embedder.embed([normalize(text)])
         entry = await self.store.cache_put(
             PutCacheEntryParams(
                 tenant=tenant,
@@ -116,11 +139,11 @@ class SemanticCache:
                 value=value,
                 now=now,
                 expires_at=None if ttl is None else now + ttl,
-                model=self.embedder.name,
+                model="" if embedder is None else embedder.name,  # "": never scanned
             )
         )
         index = self._indexes.get((tenant, namespace))
-        if index is not None:
+        if index is not None and embedder is not None:
             index.add([entry], advance=False)  # visible to this process at once
 
     async def purge(
@@ -154,6 +177,7 @@ class SemanticCache:
     async def _nearest(
         self, tenant: str, namespace: str, vector: list[float], now: float
     ) -> tuple[dict[str, Any], float] | None:
+        assert self.embedder is not None
         if self.store.supports_vector_search:
             found = await self.store.cache_nearest(
                 NearestCacheParams(tenant, namespace, self.embedder.name, tuple(vector), now)
@@ -172,6 +196,7 @@ class SemanticCache:
     async def _index(self, tenant: str, namespace: str, now: float) -> Any:
         from faena.services.vector_index import VectorIndex  # numpy: only when used
 
+        assert self.embedder is not None
         scope = (tenant, namespace)
         index = self._indexes.get(scope)
         if index is not None and now - index.refreshed_at < self.settings.refresh_s:
