@@ -98,3 +98,69 @@ async def test_a_job_declares_the_resources_it_needs(
     assert job["resources"] == {"cpu": 2.0, "memory_mb": 512}
     bad = await client.post("/v1/jobs", json={"kind": "noop", "resources": {"gpus": 1}})
     assert bad.status_code == 422
+
+
+# -- tenancy: each tenant sees its own workers; shared tokens are the operator's -------------
+
+
+async def _tenant_key(f: InMemoryFaena, tenant: str, scopes: list[str]) -> dict[str, str]:
+    from faena.domain.tenants import Tenant
+
+    if await f.runtime.store.get_tenant(tenant) is None:  # type: ignore[attr-defined]
+        await f.runtime.store.create_tenant(Tenant(tenant, 0.0))  # type: ignore[attr-defined]
+    key = await f.runtime.keys.create(tenant, "k", scopes)
+    return {"Authorization": f"Bearer {key.plaintext}"}
+
+
+async def test_workers_are_listed_to_their_own_tenant_and_shared_ones_to_the_operator(
+    faena: tuple[InMemoryFaena, httpx.AsyncClient],
+) -> None:
+    from faena.domain.workers import Capacity, WorkerInfo, WorkerKind
+
+    f, client = faena
+    await _until_listed(client)  # the local pool (shared: it serves every tenant)
+    now = f.runtime.orchestrator.clock.now()
+
+    def remote(worker_id: str, tenant: str | None) -> WorkerInfo:
+        return WorkerInfo(
+            worker_id,
+            WorkerKind.REMOTE,
+            frozenset({"noop"}),
+            {},
+            Capacity(1),
+            "t",
+            "h",
+            "s",
+            now,
+            now,
+            tenant=tenant,
+        )
+
+    for worker in (remote("a-1", "a"), remote("b-1", "b"), remote("fleet", None)):
+        await f.runtime.store.save_worker(worker)  # type: ignore[attr-defined]
+    b_key = await _tenant_key(f, "b", ["admin"])
+    b_seen = (await client.get("/v1/workers", headers=b_key)).json()["workers"]
+    assert [(w["id"], w["tenant"]) for w in b_seen] == [("b-1", "b")]
+    operator_seen = (await client.get("/v1/workers")).json()["workers"]
+    ids = {w["id"] for w in operator_seen}
+    assert "fleet" in ids and "a-1" not in ids and "b-1" not in ids
+    assert all(w["tenant"] is None for w in operator_seen)
+
+
+async def test_only_the_operators_admin_key_creates_a_shared_worker_token(
+    faena: tuple[InMemoryFaena, httpx.AsyncClient],
+) -> None:
+    f, client = faena
+    tenant_admin = await _tenant_key(f, "b", ["admin"])
+    operator_workers = await _tenant_key(f, "default", ["workers"])
+    body = {"name": "fleet", "shared": True}
+    for headers in (tenant_admin, operator_workers):
+        refused = await client.post("/v1/workers/tokens", json=body, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert "shared worker token" in refused.json()["error"]["message"]
+    created = await client.post("/v1/workers/tokens", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["shared"] is True and created.json()["tenant"] == "default"
+    plain = await client.post("/v1/workers/tokens", json={"name": "b-edge"}, headers=tenant_admin)
+    assert plain.status_code == 201 and plain.json()["shared"] is False
+    assert plain.json()["tenant"] == "b"

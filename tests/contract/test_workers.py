@@ -203,3 +203,67 @@ async def test_declared_resources_are_stored_with_the_job(store: JobStore) -> No
     assert peeked.resources == {"cpu": 1.5, "memory_mb": 512}
     plain = await submit_one(store)
     assert (await store.get("default", plain.id)).resources is None  # type: ignore[union-attr]
+
+
+# -- tenancy: workers bound to a tenant (issue 6) -------------------------------------------
+
+
+async def test_a_workers_tenant_is_stored_and_shared_workers_have_none(store: JobStore) -> None:
+    ws = _workers(store)
+    await ws.save_worker(_worker("bound", tenant="acme"))
+    await ws.save_worker(_worker("shared"))
+    by_id = {w.id: w for w in await ws.list_workers(ListWorkersParams())}
+    assert by_id["bound"].tenant == "acme" and not by_id["bound"].shared
+    assert by_id["shared"].tenant is None and by_id["shared"].shared
+
+
+async def test_workers_are_listed_for_one_tenant_with_or_without_the_shared_ones(
+    store: JobStore,
+) -> None:
+    ws = _workers(store)
+    await ws.save_worker(_worker("a1", tenant="a"))
+    await ws.save_worker(_worker("b1", tenant="b"))
+    await ws.save_worker(_worker("pool"))
+    assert [w.id for w in await ws.list_workers(ListWorkersParams(tenant="a"))] == ["a1"]
+    with_shared = ListWorkersParams(tenant="a", with_shared=True)
+    assert [w.id for w in await ws.list_workers(with_shared)] == ["a1", "pool"]
+    recent = ListWorkersParams(since=NOW - 10, tenant="b", with_shared=True)
+    assert [w.id for w in await ws.list_workers(recent)] == ["b1", "pool"]
+
+
+async def test_peek_for_a_tenant_returns_only_that_tenants_runnable_jobs(store: JobStore) -> None:
+    a = await submit_one(store, "noop", tenant="a", priority=9)
+    b = await submit_one(store, "noop", tenant="b")
+    b_due = await submit_one(store, "noop", tenant="b", run_at=NOW + 10)
+    await submit_one(store, "noop", tenant="a", run_at=NOW + 10)
+    ws = _workers(store)
+    only_b = await ws.peek_runnable(
+        PeekParams(now=NOW + 20, limit=10, kinds=frozenset({"noop"}), tenant="b")
+    )
+    assert [j.id for j in only_b] == [b.id, b_due.id]
+    every = await ws.peek_runnable(PeekParams(now=NOW + 20, limit=10, kinds=frozenset({"noop"})))
+    assert len(every) == 4 and every[0].id == a.id
+
+
+async def test_claim_jobs_for_a_tenant_skips_another_tenants_jobs(store: JobStore) -> None:
+    a = await submit_one(store, "noop", tenant="a")
+    b = await submit_one(store, "noop", tenant="b")
+    ws = _workers(store)
+    claimed = await ws.claim_jobs(
+        ClaimJobsParams(worker_id="b-w", job_ids=[a.id, b.id], lease_s=30, now=NOW, tenant="b")
+    )
+    assert [j.id for j in claimed] == [b.id]
+    untouched = await store.get("a", a.id)
+    assert untouched is not None and untouched.state is JobState.QUEUED
+
+
+async def test_a_shared_worker_token_is_stored_as_shared(store: JobStore) -> None:
+    ws = _workers(store)
+    await ws.create_worker_token(_token("t1"))
+    await ws.create_worker_token(
+        WorkerToken("t2", "default", "fleet", "fw_zyxwvuts", "1" * 64, NOW, shared=True)
+    )
+    plain, shared = await ws.get_worker_token("t1"), await ws.get_worker_token("t2")
+    assert plain is not None and not plain.shared and plain.serves_tenant == "default"
+    assert shared is not None and shared.shared and shared.serves_tenant is None
+    assert [t.shared for t in await ws.list_worker_tokens("default")] == [False, True]

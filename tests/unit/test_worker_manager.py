@@ -66,7 +66,15 @@ class World:
         done = await self.store.submit_many(SubmitParams(list(specs), ids, self.clock.now()))
         return [s.job for s in done]
 
-    async def connect(self, worker_id: str, labels: dict[str, str] | None = None, slots: int = 2):
+    async def connect(
+        self,
+        worker_id: str,
+        labels: dict[str, str] | None = None,
+        slots: int = 2,
+        *,
+        tenant: str | None = None,
+        running: tuple[tuple[str, int, str], ...] = (),
+    ):
         channel = FakeChannel()
         reg = Registration(
             worker_id=worker_id,
@@ -75,8 +83,9 @@ class World:
             capacity=Capacity(slots=slots),
             version="t",
             host="h",
+            running=running,
         )
-        session = await self.manager.connect(reg, "token-1", channel)
+        session = await self.manager.connect(reg, "token-1", channel, tenant=tenant)
         return session, channel
 
 
@@ -197,7 +206,7 @@ async def test_a_job_goes_to_a_worker_with_room_for_its_resources(world: World) 
             host="h",
         )
         channels[worker_id] = FakeChannel()
-        await world.manager.connect(reg, "token-1", channels[worker_id])
+        await world.manager.connect(reg, "token-1", channels[worker_id], tenant=None)
     (job,) = await world.submit(JobSpec("noop", resources={"cpu": 4, "memory_mb": 256}))
     assert await world.manager.place_once() == 1
     assert [j.id for j in channels["big"].assigned] == [job.id]
@@ -206,3 +215,74 @@ async def test_a_job_goes_to_a_worker_with_room_for_its_resources(world: World) 
     live = await world.manager._registry.live()
     why = world.manager.explain(await world.store.get("default", second.id), live)  # type: ignore[arg-type]
     assert why == "no matching worker has cpu=6, memory_mb=0 free right now"
+
+
+# -- tenancy: a worker on a tenant's token serves that tenant only --------------------------
+
+
+async def test_a_worker_bound_to_a_tenant_is_given_only_that_tenants_jobs(world: World) -> None:
+    _, bound = await world.connect("b-worker", slots=10, tenant="b")
+    a_job, b_job = await world.submit(JobSpec("noop", tenant="a"), JobSpec("noop", tenant="b"))
+    assert await world.manager.place_once() == 1
+    assert [j.id for j in bound.assigned] == [b_job.id]
+    still = await world.store.get("a", a_job.id)
+    assert still is not None and still.state is JobState.QUEUED
+
+
+async def test_a_shared_worker_serves_every_tenant(world: World) -> None:
+    _, shared = await world.connect("shared", slots=10, tenant=None)
+    jobs = await world.submit(JobSpec("noop", tenant="a"), JobSpec("noop", tenant="b"))
+    assert await world.manager.place_once() == 2
+    assert {j.id for j in shared.assigned} == {j.id for j in jobs}
+
+
+async def test_bound_workers_find_their_tenants_jobs_behind_a_flood_of_another_tenant(
+    world: World,
+) -> None:
+    """One read per bound tenant: a window full of tenant a's jobs does not hide b's."""
+    await world.connect("a-worker", slots=1, tenant="a")
+    _, bound = await world.connect("b-worker", slots=1, tenant="b")
+    await world.submit(*(JobSpec("noop", tenant="a", priority=9) for _ in range(150)))
+    (b_job,) = await world.submit(JobSpec("noop", tenant="b"))
+    assert await world.manager.place_once() == 2
+    assert [j.id for j in bound.assigned] == [b_job.id]
+
+
+async def test_a_job_of_a_tenant_without_its_workers_is_explained_without_naming_others(
+    world: World,
+) -> None:
+    await world.connect("a-worker", tenant="a")
+    (job,) = await world.submit(JobSpec("noop", tenant="b"))
+    live = await world.manager._registry.live()
+    assert world.manager.explain(job, live) == "no worker serving this tenant is connected"
+
+
+async def test_a_worker_id_in_use_for_another_tenant_is_refused(world: World) -> None:
+    from faena.domain.errors import Forbidden
+
+    _, first = await world.connect("w", tenant="a")
+    with pytest.raises(Forbidden):
+        await world.connect("w", tenant="b")
+    assert first.closed == []  # the first worker keeps its connection
+
+
+async def test_a_late_result_for_another_tenants_job_is_dropped(world: World) -> None:
+    _, _ = await world.connect("a-worker", tenant="a")
+    (a_job,) = await world.submit(JobSpec("noop", tenant="a"))
+    assert await world.manager.place_once() == 1
+    intruder, _ = await world.connect("b-worker", tenant="b")
+    await world.manager.result(intruder, ResultIn(a_job.id, 1, "a", succeeded=True, result="x"))
+    await world.completer.drain()
+    still = await world.store.get("a", a_job.id)
+    assert still is not None and still.state is JobState.RUNNING
+
+
+async def test_a_reconnecting_bound_worker_does_not_adopt_another_tenants_job(
+    world: World,
+) -> None:
+    await world.connect("a-worker", tenant="a")
+    (a_job,) = await world.submit(JobSpec("noop", tenant="a"))
+    await world.manager.place_once()
+    intruder, channel = await world.connect("b-worker", tenant="b", running=((a_job.id, 1, "a"),))
+    assert intruder.held == {}
+    assert channel.cancelled == [(a_job.id, "not a job of this worker's tenant")]

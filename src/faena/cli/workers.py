@@ -19,8 +19,9 @@ def workers() -> None:
 @json_option
 @pass_cli
 def list_workers(cli: CliContext) -> None:
-    """Workers seen in the last day: kinds, labels, capacity, live CPU/RAM, running jobs, and
-    the kinds a remote worker offers that no job was submitted for lately (IDLE KINDS)."""
+    """Workers seen in the last day: the tenant each serves (* for shared workers and local
+    pools, listed to the operator only), kinds, labels, capacity, live CPU/RAM, running jobs,
+    and the kinds a remote worker offers that no job was submitted for lately (IDLE KINDS)."""
     found: list[dict[str, Any]] = cli.client()._call("GET", "/v1/workers")["workers"]
     if cli.json:
         print_json(found)
@@ -29,7 +30,19 @@ def list_workers(cli: CliContext) -> None:
         click.echo("no workers (start one with 'faena worker' or run 'faena up')")
         return
     rows: list[tuple[str, ...]] = [
-        ("ID", "KIND", "STATE", "SLOTS", "RUN", "CPU%", "RAM%", "LABELS", "HEARTBEAT", "IDLE KINDS")
+        (
+            "ID",
+            "KIND",
+            "TENANT",
+            "STATE",
+            "SLOTS",
+            "RUN",
+            "CPU%",
+            "RAM%",
+            "LABELS",
+            "HEARTBEAT",
+            "IDLE KINDS",
+        )
     ]
     for w in found:
         state = w["state"] if w["live"] else "gone"
@@ -38,6 +51,7 @@ def list_workers(cli: CliContext) -> None:
             (
                 w["id"],
                 w["kind"],
+                w.get("tenant") or "*",
                 state,
                 str(w["capacity"]["slots"]),
                 str(w["running"]),
@@ -58,11 +72,21 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
+@click.option(
+    "--shared",
+    is_flag=True,
+    default=False,
+    help="its workers serve every tenant (operator only: an admin key of the default tenant)",
+)
 @json_option
 @pass_cli
-def create_token(cli: CliContext, name: str) -> None:
-    """Create a worker token called NAME and print it (it is shown once)."""
-    created = cli.client()._call("POST", "/v1/workers/tokens", body={"name": name})
+def create_token(cli: CliContext, name: str, shared: bool) -> None:
+    """Create a worker token called NAME and print it (it is shown once). Its workers run the
+    jobs of the key's tenant only, unless --shared."""
+    body: dict[str, Any] = {"name": name}
+    if shared:
+        body["shared"] = True
+    created = cli.client()._call("POST", "/v1/workers/tokens", body=body)
     if cli.json:
         print_json(created)
         return
@@ -83,9 +107,16 @@ def list_tokens(cli: CliContext) -> None:
     if cli.json:
         print_json(found)
         return
-    rows: list[tuple[str, ...]] = [("ID", "NAME", "PREFIX", "CREATED", "REVOKED")]
+    rows: list[tuple[str, ...]] = [("ID", "NAME", "PREFIX", "SERVES", "CREATED", "REVOKED")]
     rows += [
-        (t["id"], t["name"], t["prefix"], str(t["created_at"]), str(t["revoked_at"] or "-"))
+        (
+            t["id"],
+            t["name"],
+            t["prefix"],
+            "every tenant" if t.get("shared") else t["tenant"],
+            str(t["created_at"]),
+            str(t["revoked_at"] or "-"),
+        )
         for t in found
     ]
     _table(rows)

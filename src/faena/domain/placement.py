@@ -1,7 +1,8 @@
 """Placement: which worker runs which job. A pipeline of filters, then a scorer. Pure.
 
-Filters drop the workers that cannot run a job (kind, labels, room, health) and, when none is
-left, say why in one sentence (the explanation ``GET /v1/jobs/{id}`` shows for a queued job).
+Filters drop the workers that cannot run a job (tenant, kind, labels, room, health) and, when
+none is left, say why in one sentence (the explanation ``GET /v1/jobs/{id}`` shows for a queued
+job).
 A scorer orders the survivors; several are available and a queue picks one:
 
 - ``bin-packing``: the busiest worker that still has room first (frees whole machines);
@@ -81,16 +82,18 @@ def describe_label(key: str, required: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What one job asks of a worker."""
+    """What one job asks of a worker. ``tenant``: the job's; only workers serving it qualify."""
 
     kind: str
     labels: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = NO_RESOURCES
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A worker as the scheduler sees it now. ``reserved`` sums the resources of its jobs."""
+    """A worker as the scheduler sees it now. ``reserved`` sums the resources of its jobs;
+    ``tenant`` is the only tenant it serves (None: every tenant, a shared worker)."""
 
     id: str
     kinds: frozenset[str]
@@ -102,6 +105,7 @@ class Candidate:
     healthy: bool = True
     success_rate: float = 1.0  # of its recent attempts
     mean_run_s: float | None = None  # of its recent attempts
+    tenant: str | None = None
 
     def fits(self, needs: Resources) -> bool:
         if self.capacity.cpu_cores and self.reserved.cpu + needs.cpu > self.capacity.cpu_cores:
@@ -125,6 +129,15 @@ class Filter:
     name: str
     keep: Callable[[Demand, Candidate], bool]
     why: Callable[[Demand, Sequence[Candidate]], str]
+
+
+def _tenant(demand: Demand, c: Candidate) -> bool:
+    return c.tenant is None or demand.tenant is None or c.tenant == demand.tenant
+
+
+def _why_tenant(demand: Demand, before: Sequence[Candidate]) -> str:
+    # Said to the job's own tenant: other tenants' workers are not described.
+    return "no worker serving this tenant is connected"
 
 
 def _serves(demand: Demand, c: Candidate) -> bool:
@@ -178,6 +191,7 @@ def _why_health(demand: Demand, before: Sequence[Candidate]) -> str:
 
 
 FILTERS: tuple[Filter, ...] = (
+    Filter("tenant", _tenant, _why_tenant),
     Filter("kind", _serves, _why_kind),
     Filter("labels", _labels, _why_labels),
     Filter("healthy", _healthy, _why_health),

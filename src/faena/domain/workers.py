@@ -43,7 +43,9 @@ class Load:
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """One worker as recorded in the store. ``server`` is the server it is connected to (for a
-    local pool, the server it runs in); ``last_heartbeat`` says whether it is alive."""
+    local pool, the server it runs in); ``last_heartbeat`` says whether it is alive. ``tenant``
+    is the only tenant whose jobs it runs (its worker token's); None for a worker that serves
+    every tenant: a local pool, or a remote worker on a shared token."""
 
     id: str
     kind: WorkerKind
@@ -57,6 +59,15 @@ class WorkerInfo:
     last_heartbeat: float
     load: Load = field(default_factory=Load)
     state: WorkerState = WorkerState.CONNECTED
+    tenant: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.tenant is None
+
+    def serves(self, tenant: str) -> bool:
+        """Does this worker run ``tenant``'s jobs?"""
+        return self.tenant is None or self.tenant == tenant
 
     def is_live(self, now: float, ttl_s: float) -> bool:
         return self.state is not WorkerState.DISCONNECTED and self.last_heartbeat >= now - ttl_s
@@ -67,7 +78,10 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class WorkerToken:
-    """A token a remote worker connects with. Stored as a SHA-256 hash, like API keys."""
+    """A token a remote worker connects with. Stored as a SHA-256 hash, like API keys.
+
+    Its workers run ``tenant``'s jobs only; a ``shared`` token (created by the operator, whose
+    tenant it belongs to) serves every tenant."""
 
     id: str
     tenant: str
@@ -76,7 +90,13 @@ class WorkerToken:
     token_hash: str
     created_at: float
     revoked_at: float | None = None
+    shared: bool = False
 
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def serves_tenant(self) -> str | None:
+        """The tenant its workers are bound to; None: every tenant (shared)."""
+        return None if self.shared else self.tenant

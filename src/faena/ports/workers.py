@@ -14,9 +14,15 @@ from faena.domain.workers import WorkerInfo, WorkerToken
 
 @dataclass(frozen=True, slots=True)
 class ListWorkersParams:
-    """Workers whose last heartbeat is at or after ``since`` (None: all recorded)."""
+    """Workers whose last heartbeat is at or after ``since`` (None: all recorded).
+
+    ``tenant``: only the workers bound to that tenant (its worker tokens), plus the shared ones
+    (local pools, shared tokens: ``tenant`` None on the record) when ``with_shared``; None:
+    every worker."""
 
     since: float | None = None
+    tenant: str | None = None
+    with_shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +41,27 @@ class PruneWorkersParams:
 @dataclass(frozen=True, slots=True)
 class PeekParams:
     """Up to ``limit`` runnable jobs in claim order (priority descending, then id), without
-    changing them: ``queued``, or ``scheduled`` with ``run_at <= now``; only ``kinds``."""
+    changing them: ``queued``, or ``scheduled`` with ``run_at <= now``; only ``kinds``, and
+    only ``tenant``'s jobs when it is set (workers bound to a tenant; None: every tenant)."""
 
     now: float
     limit: int
     kinds: frozenset[str]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimJobsParams:
     """Move the given jobs to ``running`` for ``worker_id`` if each is still runnable (and its
-    concurrency key has room), exactly as :class:`~faena.ports.store.ClaimParams` would."""
+    concurrency key has room), exactly as :class:`~faena.ports.store.ClaimParams` would.
+    With ``tenant`` set, a job of another tenant is skipped too: a worker bound to a tenant
+    never gets another tenant's job, whatever placement chose."""
 
     worker_id: str
     job_ids: Sequence[str]
     lease_s: float
     now: float
+    tenant: str | None = None
 
 
 @runtime_checkable

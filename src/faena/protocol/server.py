@@ -19,7 +19,13 @@ import grpc
 import orjson
 import structlog
 
-from faena.domain.errors import FaenaError, Unauthorized, Unavailable, ValidationError
+from faena.domain.errors import (
+    FaenaError,
+    Forbidden,
+    Unauthorized,
+    Unavailable,
+    ValidationError,
+)
 from faena.domain.jobs import Job
 from faena.domain.logs import LogStream
 from faena.domain.workers import Capacity
@@ -141,7 +147,13 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
             return
         channel = QueueChannel()
-        session = await self._manager.connect(registration, token.id, channel)
+        try:
+            session = await self._manager.connect(
+                registration, token.id, channel, tenant=token.serves_tenant
+            )
+        except Forbidden as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, e.message)
+            return
         reader = asyncio.get_running_loop().create_task(
             self._read(request_iterator, session, channel), name=f"worker-{session.id}"
         )

@@ -4,10 +4,13 @@ queued jobs on them.
 Each placement round reads up to a window of runnable jobs of the kinds connected workers serve
 (``WorkerStore.peek_runnable``), runs the pure placement pipeline (filters, then the scorer of
 the job's queue) and claims each worker's share with ``WorkerStore.claim_jobs`` (worker id = the
-agent's id; the attempt number is the fencing token), then pushes the assignments. While a
-worker's heartbeats arrive, the server renews its jobs' leases; when they stop or its stream
-drops, the leases expire and the jobs are placed again. Outcomes go through the Completer,
-whose compare-and-swap on the attempt drops a late result from an old attempt.
+agent's id; the attempt number is the fencing token), then pushes the assignments. A worker
+connected with a tenant's token is bound to that tenant: it is only offered, and can only
+claim, that tenant's jobs; a worker on a shared token (the operator's) serves every tenant, as
+the local pool does. While a worker's heartbeats arrive, the server renews its jobs' leases;
+when they stop or its stream drops, the leases expire and the jobs are placed again. Outcomes
+go through the Completer, whose compare-and-swap on the attempt drops a late result from an old
+attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections import OrderedDict
 
 import structlog
 
-from faena.domain.errors import Unauthorized
+from faena.domain.errors import Forbidden, Unauthorized
 from faena.domain.jobs import Job, JobState
 from faena.domain.logs import LogChunk, LogStream
 from faena.domain.placement import (
@@ -36,7 +39,13 @@ from faena.ports.bus import EventBus
 from faena.ports.clock import Clock, Jitter, system_jitter
 from faena.ports.store import Completion, ExtendLeasesParams, JobStore, LeaseRef
 from faena.ports.telemetry import NULL_OBSERVER, JobObserver
-from faena.ports.workers import ClaimJobsParams, PeekParams, WorkerChannel, WorkerStore
+from faena.ports.workers import (
+    ClaimJobsParams,
+    ListWorkersParams,
+    PeekParams,
+    WorkerChannel,
+    WorkerStore,
+)
 from faena.services.completions import Completer
 from faena.services.logs import MAX_CHUNK_CHARS, LogWriter
 from faena.services.orchestrator import state_event
@@ -179,13 +188,24 @@ class WorkerManager:
             if w.state is WorkerState.DRAINING
             else max(0, w.capacity.slots - w.load.running),
             load=w.load,
+            tenant=w.tenant,
         )
 
     # -- connections -----------------------------------------------------------------------------
 
-    async def connect(self, reg: Registration, token_id: str, channel: WorkerChannel) -> Session:
+    async def connect(
+        self, reg: Registration, token_id: str, channel: WorkerChannel, *, tenant: str | None
+    ) -> Session:
+        """Register a worker connected with ``token_id``; ``tenant``: the only tenant it serves
+        (its token's), None for a shared token. Forbidden when a worker of that id is connected
+        for another tenant (a worker id is chosen by the agent: it must not take over another
+        tenant's worker and its running jobs)."""
         now = self._clock.now()
         old = self._sessions.get(reg.worker_id)
+        if old is not None and old.info.tenant != tenant:
+            raise Forbidden(f"worker id {reg.worker_id!r} is in use by another worker")
+        if old is None:
+            await self._check_worker_id(reg.worker_id, tenant, now)
         if old is not None:  # the same worker again: the old stream is dead or a duplicate
             old.channel.close("replaced by a newer connection of this worker", retry=False)
         info = WorkerInfo(
@@ -200,6 +220,7 @@ class WorkerManager:
             started_at=now,
             last_heartbeat=now,
             load=Load(running=len(reg.running)),
+            tenant=tenant,
         )
         session = Session(info, channel, token_id, last_heartbeat=now, last_saved=now)
         self._sessions[reg.worker_id] = session
@@ -208,6 +229,7 @@ class WorkerManager:
         log.info(
             "worker connected",
             worker_id=reg.worker_id,
+            serves_tenant=tenant or "*",
             kinds=sorted(reg.kinds),
             labels=reg.labels,
             slots=reg.capacity.slots,
@@ -223,10 +245,27 @@ class WorkerManager:
         self.wake()
         return session
 
+    async def _check_worker_id(self, worker_id: str, tenant: str | None, now: float) -> None:
+        """Forbidden when a live worker of that id, recorded by any server, serves another
+        tenant than ``tenant``."""
+        ttl = self._registry.live_ttl_s
+        for w in await self._workers.list_workers(ListWorkersParams(since=now - ttl)):
+            if w.id == worker_id and w.tenant != tenant and w.is_live(now, ttl):
+                raise Forbidden(f"worker id {worker_id!r} is in use by another worker")
+
     async def _adopt(self, session: Session, running: tuple[tuple[str, int, str], ...]) -> None:
-        """Jobs a reconnecting worker still runs: kept if their lease is still its own."""
+        """Jobs a reconnecting worker still runs: kept if their lease is still its own (and,
+        for a worker bound to a tenant, the job is that tenant's)."""
         if not running:
             return
+        bound = session.info.tenant
+        if bound is not None:
+            for job_id, attempt, tenant in running:
+                if tenant != bound:
+                    session.channel.cancel(job_id, attempt, "not a job of this worker's tenant")
+            running = tuple(r for r in running if r[2] == bound)
+            if not running:
+                return
         refs = [LeaseRef(job_id, attempt) for job_id, attempt, _ in running]
         held = set(
             await self._store.extend_leases(
@@ -235,7 +274,7 @@ class WorkerManager:
         )
         for job_id, attempt, tenant in running:
             job = await self._store.get(tenant, job_id) if job_id in held else None
-            if job is not None and job.attempts == attempt:
+            if job is not None and job.attempts == attempt and session.info.serves(job.tenant):
                 session.held[job_id] = job
             else:
                 session.channel.cancel(job_id, attempt, "lease lost while disconnected")
@@ -332,7 +371,13 @@ class WorkerManager:
             if job is not None:
                 session.held[r.job_id] = job
             job = await self._store.get(r.tenant, r.job_id) if r.tenant else None
-            if job is None or job.state is not JobState.RUNNING or job.attempts != r.attempt:
+            if (
+                job is None
+                or job.state is not JobState.RUNNING
+                or job.attempts != r.attempt
+                or job.worker_id != session.id  # not claimed for this worker
+                or not session.info.serves(job.tenant)
+            ):
                 log.info(
                     "late result rejected", worker_id=session.id, job_id=r.job_id, attempt=r.attempt
                 )
@@ -375,14 +420,7 @@ class WorkerManager:
         if not open_sessions:
             return 0
         now = self._clock.now()
-        kinds: set[str] = set()
-        for s in open_sessions:
-            kinds.update(s.info.kinds)
-        free = sum(s.free_slots for s in open_sessions)
-        window = min(MAX_WINDOW, max(4 * free, 100))
-        jobs = await self._workers.peek_runnable(
-            PeekParams(now=now, limit=window, kinds=frozenset(kinds))
-        )
+        jobs = await self._peek(open_sessions, now)
         if not jobs:
             return 0
         healthy_after = now - max(3 * self.config.heartbeat_s, self.config.lease_s)
@@ -401,7 +439,13 @@ class WorkerManager:
             if session is None:
                 continue
             claimed = await self._workers.claim_jobs(
-                ClaimJobsParams(worker_id, ids, self.config.lease_s, self._clock.now())
+                ClaimJobsParams(
+                    worker_id,
+                    ids,
+                    self.config.lease_s,
+                    self._clock.now(),
+                    tenant=session.info.tenant,
+                )
             )
             if not claimed:
                 continue
@@ -414,6 +458,28 @@ class WorkerManager:
             placed += await self._assign(session, claimed)
         self.placed_total += placed
         return placed
+
+    async def _peek(self, open_sessions: list[Session], now: float) -> list[Job]:
+        """The runnable jobs open workers could take: one read per tenant that workers are
+        bound to (only that tenant's jobs), and one of every tenant's for shared workers."""
+        scopes: dict[str | None, list[Session]] = {}
+        for s in open_sessions:
+            scopes.setdefault(s.info.tenant, []).append(s)
+        found: dict[str, Job] = {}
+        for tenant, sessions in scopes.items():
+            kinds: set[str] = set()
+            for s in sessions:
+                kinds.update(s.info.kinds)
+            free = sum(s.free_slots for s in sessions)
+            window = min(MAX_WINDOW, max(4 * free, 100))
+            for job in await self._workers.peek_runnable(
+                PeekParams(now=now, limit=window, kinds=frozenset(kinds), tenant=tenant)
+            ):
+                found[job.id] = job
+        jobs = list(found.values())
+        if len(scopes) > 1:
+            jobs.sort(key=lambda j: (-j.priority, j.id))
+        return jobs
 
     async def _assign(self, session: Session, claimed: list[Job]) -> int:
         """Send the claimed jobs to ``session``'s worker, their secrets resolved."""
@@ -556,7 +622,7 @@ class WorkerManager:
 
 
 def _demand(job: Job) -> Demand:
-    return Demand(kind=job.kind, labels=job.labels, resources=job_resources(job))
+    return Demand(kind=job.kind, labels=job.labels, resources=job_resources(job), tenant=job.tenant)
 
 
 __all__ = ["ManagerConfig", "Registration", "ResultIn", "Session", "WorkerManager"]

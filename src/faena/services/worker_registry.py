@@ -114,9 +114,15 @@ class WorkerRegistry:
         found = await self._store.list_workers(ListWorkersParams(since=now - self.live_ttl_s))
         return [w for w in found if w.is_live(now, self.live_ttl_s)]
 
-    async def recorded(self) -> list[WorkerInfo]:
-        """Every worker seen in the last day, live or not."""
-        return await self._store.list_workers(ListWorkersParams(since=self._clock.now() - KEEP_S))
+    async def recorded(
+        self, tenant: str | None = None, *, with_shared: bool = False
+    ) -> list[WorkerInfo]:
+        """Every worker seen in the last day, live or not; with ``tenant``, only the workers
+        bound to it, and the shared ones (local pools, shared tokens) when ``with_shared``."""
+        since = self._clock.now() - KEEP_S
+        return await self._store.list_workers(
+            ListWorkersParams(since=since, tenant=tenant, with_shared=with_shared)
+        )
 
     # -- this process's workers --------------------------------------------------------------
 

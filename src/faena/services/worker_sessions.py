@@ -79,6 +79,7 @@ class Session:
             healthy=healthy,
             success_rate=rate,
             mean_run_s=sum(ok) / len(ok) if ok else None,
+            tenant=self.info.tenant,
         )
 
 

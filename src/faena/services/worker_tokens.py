@@ -6,8 +6,9 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from faena.domain.errors import Unauthorized, ValidationError
+from faena.domain.errors import Forbidden, Unauthorized, ValidationError
 from faena.domain.ids import new_id
+from faena.domain.tenants import OPERATOR_TENANT
 from faena.domain.worker_auth import (
     CREDENTIAL_TTL_S,
     Credential,
@@ -23,6 +24,9 @@ from faena.ports.clock import Clock
 from faena.ports.workers import WorkerStore
 
 REFUSED = "worker token refused: unknown or revoked; create one with 'faena workers token create'"
+SHARED_REFUSED = (
+    "only the operator (an admin key of the 'default' tenant) can create a shared worker token"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +48,14 @@ class WorkerTokens:
         """Call ``hook(token_id)`` when a token is revoked through this server."""
         self._on_revoke.append(hook)
 
-    async def create(self, tenant: str, name: str) -> CreatedToken:
+    async def create(self, tenant: str, name: str, *, shared: bool = False) -> CreatedToken:
+        """A token whose workers run ``tenant``'s jobs only; ``shared``: every tenant's, which
+        only the operator's tenant may create (the API also requires its admin scope)."""
         name = name.strip()
         if not name or len(name) > 200:
             raise ValidationError("a worker token needs a name of 1 to 200 characters")
+        if shared and tenant != OPERATOR_TENANT:
+            raise Forbidden(SHARED_REFUSED)
         plaintext = generate_token()
         token = WorkerToken(
             id=new_id(),
@@ -56,6 +64,7 @@ class WorkerTokens:
             prefix=token_prefix(plaintext),
             token_hash=hash_token(plaintext),
             created_at=self._clock.now(),
+            shared=shared,
         )
         await self._store.create_worker_token(token)
         return CreatedToken(token, plaintext)

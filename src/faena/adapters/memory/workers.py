@@ -38,7 +38,12 @@ class MemoryWorkers:
         return [
             w
             for _, w in sorted(workers.items())
-            if params.since is None or w.last_heartbeat >= params.since
+            if (params.since is None or w.last_heartbeat >= params.since)
+            and (
+                params.tenant is None
+                or w.tenant == params.tenant
+                or (params.with_shared and w.tenant is None)
+            )
         ]
 
     async def disconnect_workers(self, params: DisconnectParams) -> None:
@@ -65,6 +70,7 @@ class MemoryWorkers:
             row
             for row in store._jobs.values()
             if row.kind in params.kinds
+            and (params.tenant is None or row.tenant == params.tenant)
             and (
                 row.state is JobState.QUEUED
                 or (
@@ -85,6 +91,8 @@ class MemoryWorkers:
         claimed: list[Job] = []
         for row in rows:
             if row.state is not JobState.QUEUED:
+                continue
+            if params.tenant is not None and row.tenant != params.tenant:
                 continue
             if row.concurrency_key is not None:
                 running = store._running_by_key[(row.tenant, row.concurrency_key)]

@@ -35,27 +35,31 @@ from faena.ports.workers import (
 
 _WORKER_COLUMNS = (
     "id, kind, kinds, labels, slots, cpu_cores, memory_mb, version, host, server, started_at,"
-    " last_heartbeat, cpu_percent, memory_percent, running, state"
+    " last_heartbeat, cpu_percent, memory_percent, running, state, tenant"
 )
 SAVE_WORKER = f"""
 INSERT INTO workers ({_WORKER_COLUMNS})
-VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (id) DO UPDATE SET
     kind = EXCLUDED.kind, kinds = EXCLUDED.kinds, labels = EXCLUDED.labels,
     slots = EXCLUDED.slots, cpu_cores = EXCLUDED.cpu_cores, memory_mb = EXCLUDED.memory_mb,
     version = EXCLUDED.version, host = EXCLUDED.host, server = EXCLUDED.server,
     started_at = EXCLUDED.started_at, last_heartbeat = EXCLUDED.last_heartbeat,
     cpu_percent = EXCLUDED.cpu_percent, memory_percent = EXCLUDED.memory_percent,
-    running = EXCLUDED.running, state = EXCLUDED.state"""
+    running = EXCLUDED.running, state = EXCLUDED.state, tenant = EXCLUDED.tenant"""
 LIST_WORKERS = f"""
 SELECT {_WORKER_COLUMNS} FROM workers
-WHERE $1::float8 IS NULL OR last_heartbeat >= $1 ORDER BY id"""
+WHERE ($1::float8 IS NULL OR last_heartbeat >= $1)
+  AND ($2::text IS NULL OR tenant = $2 OR ($3::bool AND tenant IS NULL))
+ORDER BY id"""
 DISCONNECT_WORKERS = """
 UPDATE workers SET state = 'disconnected', running = 0 WHERE id = ANY($1::text[])"""
 PRUNE_WORKERS = "DELETE FROM workers WHERE last_heartbeat < $1"
 
-_TOKEN_COLUMNS = "id, tenant, name, prefix, token_hash, created_at, revoked_at"
-CREATE_TOKEN = f"INSERT INTO worker_tokens ({_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+_TOKEN_COLUMNS = "id, tenant, name, prefix, token_hash, created_at, revoked_at, shared"
+CREATE_TOKEN = (
+    f"INSERT INTO worker_tokens ({_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
 GET_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM worker_tokens WHERE id = $1"
 FIND_TOKENS = (
     f"SELECT {_TOKEN_COLUMNS} FROM worker_tokens WHERE prefix = $1 ORDER BY created_at, id"
@@ -75,9 +79,19 @@ UNION ALL
 (SELECT {q.JOB_COLUMNS} FROM jobs
  WHERE state = 'scheduled' AND run_at <= $1 AND kind = ANY($2::text[])
  ORDER BY run_at LIMIT $3)"""
+# The same for a worker bound to one tenant ($4), from the tenant's queue index.
+PEEK_TENANT_RUNNABLE = f"""
+(SELECT {q.JOB_COLUMNS} FROM jobs
+ WHERE state = 'queued' AND tenant = $4 AND kind = ANY($2::text[])
+ ORDER BY tenant, priority DESC, id LIMIT $3)
+UNION ALL
+(SELECT {q.JOB_COLUMNS} FROM jobs
+ WHERE state = 'scheduled' AND run_at <= $1 AND tenant = $4 AND kind = ANY($2::text[])
+ ORDER BY run_at LIMIT $3)"""
+# Jobs of another tenant than $2 (when set) are never locked for a worker bound to $2.
 LOCK_CHOSEN = """
 SELECT id, tenant, concurrency_key, concurrency_limit, ctid FROM jobs
-WHERE id = ANY($1::text[]) AND state = 'queued'
+WHERE id = ANY($1::text[]) AND state = 'queued' AND ($2::text IS NULL OR tenant = $2)
 ORDER BY priority DESC, id
 FOR UPDATE SKIP LOCKED"""
 
@@ -96,6 +110,7 @@ def _worker(r: Sequence[Any]) -> WorkerInfo:
         last_heartbeat=r[11],
         load=Load(cpu_percent=r[12], memory_percent=r[13], running=r[14]),
         state=WorkerState(r[15]),
+        tenant=r[16],
     )
 
 
@@ -108,6 +123,7 @@ def _token(r: Sequence[Any]) -> WorkerToken:
         token_hash=r[4],
         created_at=r[5],
         revoked_at=r[6],
+        shared=bool(r[7]),
     )
 
 
@@ -141,11 +157,12 @@ class PostgresWorkers:
                 w.load.memory_percent,
                 w.load.running,
                 w.state.value,
+                w.tenant,
             )
 
     async def list_workers(self, params: ListWorkersParams) -> list[WorkerInfo]:
         async with self._connection("listing workers") as conn:
-            rows = await conn.fetch(LIST_WORKERS, params.since)
+            rows = await conn.fetch(LIST_WORKERS, params.since, params.tenant, params.with_shared)
         return [_worker(r) for r in rows]
 
     async def disconnect_workers(self, params: DisconnectParams) -> None:
@@ -162,8 +179,14 @@ class PostgresWorkers:
     async def peek_runnable(self, params: PeekParams) -> list[Job]:
         if params.limit <= 0 or not params.kinds:
             return []
+        kinds = sorted(params.kinds)
         async with self._connection("reading runnable jobs") as conn:
-            rows = await conn.fetch(PEEK_RUNNABLE, params.now, sorted(params.kinds), params.limit)
+            if params.tenant is None:
+                rows = await conn.fetch(PEEK_RUNNABLE, params.now, kinds, params.limit)
+            else:
+                rows = await conn.fetch(
+                    PEEK_TENANT_RUNNABLE, params.now, kinds, params.limit, params.tenant
+                )
         jobs = [row_to_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.id))
         return jobs[: params.limit]
@@ -173,7 +196,7 @@ class PostgresWorkers:
             return []
         async with self._connection("claiming jobs") as conn, conn.transaction():
             await conn.execute(q.PROMOTE_DUE, params.now, len(params.job_ids))
-            rows = await conn.fetch(LOCK_CHOSEN, list(dict.fromkeys(params.job_ids)))
+            rows = await conn.fetch(LOCK_CHOSEN, list(dict.fromkeys(params.job_ids)), params.tenant)
             keys = sorted({(r[1], r[2]) for r in rows if r[2] is not None})
             running: dict[tuple[str, str], int] = {}
             if keys:
@@ -215,6 +238,7 @@ class PostgresWorkers:
                 token.token_hash,
                 token.created_at,
                 token.revoked_at,
+                token.shared,
             )
 
     async def get_worker_token(self, token_id: str) -> WorkerToken | None:

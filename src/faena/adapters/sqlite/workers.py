@@ -39,15 +39,19 @@ T = TypeVar("T")
 
 _WORKER_COLUMNS = (
     "id, kind, kinds, labels, slots, cpu_cores, memory_mb, version, host, server, started_at,"
-    " last_heartbeat, cpu_percent, memory_percent, running, state"
+    " last_heartbeat, cpu_percent, memory_percent, running, state, tenant"
 )
-SAVE_WORKER = f"INSERT OR REPLACE INTO workers ({_WORKER_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+SAVE_WORKER = f"INSERT OR REPLACE INTO workers ({_WORKER_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 LIST_WORKERS = f"SELECT {_WORKER_COLUMNS} FROM workers WHERE last_heartbeat >= ? ORDER BY id"
+# Workers bound to one tenant, and the shared ones (tenant NULL) when the third argument is 1.
+LIST_TENANT_WORKERS = f"""
+SELECT {_WORKER_COLUMNS} FROM workers
+WHERE last_heartbeat >= ? AND (tenant = ? OR (? AND tenant IS NULL)) ORDER BY id"""
 DISCONNECT_WORKER = "UPDATE workers SET state = 'disconnected', running = 0 WHERE id = ?"
 PRUNE_WORKERS = "DELETE FROM workers WHERE last_heartbeat < ?"
 
-_TOKEN_COLUMNS = "id, tenant, name, prefix, token_hash, created_at, revoked_at"
-CREATE_TOKEN = f"INSERT INTO worker_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_TOKEN_COLUMNS = "id, tenant, name, prefix, token_hash, created_at, revoked_at, shared"
+CREATE_TOKEN = f"INSERT INTO worker_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 GET_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM worker_tokens WHERE id = ?"
 FIND_TOKENS = f"SELECT {_TOKEN_COLUMNS} FROM worker_tokens WHERE prefix = ? ORDER BY created_at, id"
 LIST_TOKENS = f"SELECT {_TOKEN_COLUMNS} FROM worker_tokens WHERE tenant = ? ORDER BY created_at, id"
@@ -55,14 +59,15 @@ REVOKE_TOKEN = (
     "UPDATE worker_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND tenant = ?"
 )
 
-# Runnable jobs of some kinds in claim order, from the two partial indexes.
+# Runnable jobs of some kinds (and, for a worker bound to a tenant, of that tenant: the
+# ``{tenant}`` slot) in claim order, from the two partial indexes.
 _PEEK_QUEUED = """
 SELECT {columns} FROM jobs
-WHERE state = 'queued' AND kind IN ({kinds})
+WHERE state = 'queued' AND kind IN ({kinds}){tenant}
 ORDER BY priority DESC, id LIMIT ?"""
 _PEEK_DUE = """
 SELECT {columns} FROM jobs
-WHERE state = 'scheduled' AND run_at <= ? AND kind IN ({kinds})
+WHERE state = 'scheduled' AND run_at <= ? AND kind IN ({kinds}){tenant}
 ORDER BY run_at LIMIT ?"""
 _CANDIDATES = """
 SELECT j.id, j.tenant, j.concurrency_key, j.concurrency_limit,
@@ -91,6 +96,7 @@ def _worker_row(w: WorkerInfo) -> tuple[Any, ...]:
         w.load.memory_percent,
         w.load.running,
         w.state.value,
+        w.tenant,
     )
 
 
@@ -108,6 +114,7 @@ def _worker(r: tuple[Any, ...]) -> WorkerInfo:
         last_heartbeat=float(r[11]),
         load=Load(cpu_percent=float(r[12]), memory_percent=float(r[13]), running=r[14]),
         state=WorkerState(r[15]),
+        tenant=r[16],
     )
 
 
@@ -120,6 +127,7 @@ def _token(r: tuple[Any, ...]) -> WorkerToken:
         token_hash=r[4],
         created_at=float(r[5]),
         revoked_at=None if r[6] is None else float(r[6]),
+        shared=bool(r[7]),
     )
 
 
@@ -133,7 +141,13 @@ def save_worker(conn: sqlite3.Connection, worker: WorkerInfo) -> None:
 
 def list_workers(conn: sqlite3.Connection, params: ListWorkersParams) -> list[WorkerInfo]:
     since = float("-inf") if params.since is None else params.since
-    return [_worker(r) for r in conn.execute(LIST_WORKERS, (since,)).fetchall()]
+    if params.tenant is None:
+        rows = conn.execute(LIST_WORKERS, (since,)).fetchall()
+    else:
+        rows = conn.execute(
+            LIST_TENANT_WORKERS, (since, params.tenant, int(params.with_shared))
+        ).fetchall()
+    return [_worker(r) for r in rows]
 
 
 def disconnect_workers(conn: sqlite3.Connection, params: DisconnectParams) -> None:
@@ -150,11 +164,14 @@ def peek_runnable(conn: sqlite3.Connection, params: PeekParams) -> list[Job]:
     kinds = sorted(params.kinds)
     marks = ", ".join("?" * len(kinds))
     cols = queries.JOB_COLUMNS
+    tenant, tenants = ("", ()) if params.tenant is None else (" AND tenant = ?", (params.tenant,))
     queued = conn.execute(
-        _PEEK_QUEUED.format(columns=cols, kinds=marks), (*kinds, params.limit)
+        _PEEK_QUEUED.format(columns=cols, kinds=marks, tenant=tenant),
+        (*kinds, *tenants, params.limit),
     ).fetchall()
     due = conn.execute(
-        _PEEK_DUE.format(columns=cols, kinds=marks), (params.now, *kinds, params.limit)
+        _PEEK_DUE.format(columns=cols, kinds=marks, tenant=tenant),
+        (params.now, *kinds, *tenants, params.limit),
     ).fetchall()
     jobs = [job_from_row(r) for r in queued + due]
     jobs.sort(key=lambda j: (-j.priority, j.id))
@@ -168,6 +185,8 @@ def claim_jobs(conn: sqlite3.Connection, params: ClaimJobsParams) -> list[Job]:
         chosen: list[str] = []
         taken: Counter[tuple[str, str]] = Counter()
         for job_id, tenant, key, limit, running in conn.execute(_CANDIDATES, (ids,)).fetchall():
+            if params.tenant is not None and tenant != params.tenant:
+                continue  # a worker bound to a tenant never runs another tenant's job
             if key is not None:
                 if running + taken[(tenant, key)] >= limit:
                     continue
@@ -201,6 +220,7 @@ def create_worker_token(conn: sqlite3.Connection, token: WorkerToken) -> None:
                 token.token_hash,
                 token.created_at,
                 token.revoked_at,
+                int(token.shared),
             ),
         )
 

@@ -1,5 +1,9 @@
 """``/v1/workers``: the workers the deployment knows (scope ``jobs:read``), and the tokens remote
-workers connect with (``/v1/workers/tokens``, scope ``workers``)."""
+workers connect with (``/v1/workers/tokens``, scope ``workers``).
+
+A tenant sees only the workers bound to it (connected with its worker tokens); the operator
+(the ``default`` tenant) sees its own and the shared ones: local pools and workers on shared
+tokens, which serve every tenant."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at definition time.
 
@@ -9,15 +13,17 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.responses import Response
 
-from faena.api.auth import SCOPE_READ, Authenticator
+from faena.api.auth import SCOPE_ADMIN, SCOPE_READ, Authenticator
 from faena.api.body import read_body
 from faena.api.responses import JsonResponse
 from faena.api.routes.jobs import ERRORS
 from faena.api.schemas import body_schema, iso
 from faena.domain.auth import Principal
+from faena.domain.errors import Forbidden
+from faena.domain.tenants import OPERATOR_TENANT
 from faena.domain.workers import WorkerInfo, WorkerToken
 from faena.services.worker_registry import WorkerRegistry
-from faena.services.worker_tokens import WorkerTokens
+from faena.services.worker_tokens import SHARED_REFUSED, WorkerTokens
 
 SCOPE_WORKERS = "workers"
 
@@ -26,6 +32,11 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
+    shared: bool = Field(
+        default=False,
+        description="a token whose workers serve every tenant; only an admin key of the "
+        "operator's tenant (default) may create one",
+    )
 
 
 TOKEN_IN = TypeAdapter(TokenIn)
@@ -44,6 +55,10 @@ class WorkerOut(BaseModel):
     version: str
     host: str
     server: str
+    tenant: str | None = Field(
+        description="the only tenant whose jobs it runs; null for a shared worker (a local "
+        "pool, or a worker on a shared token: it serves every tenant)"
+    )
     started_at: str | None
     last_heartbeat: str | None
     idle_kinds: list[str] = Field(
@@ -61,6 +76,7 @@ class WorkerTokenOut(BaseModel):
     tenant: str
     name: str
     prefix: str
+    shared: bool = Field(description="its workers serve every tenant, not only this one")
     created_at: str | None
     revoked_at: str | None
 
@@ -91,6 +107,7 @@ def worker_to_json(w: WorkerInfo, live: bool) -> dict[str, Any]:
         "version": w.version,
         "host": w.host,
         "server": w.server,
+        "tenant": w.tenant,
         "started_at": iso(w.started_at),
         "last_heartbeat": iso(w.last_heartbeat),
     }
@@ -102,6 +119,7 @@ def token_to_json(t: WorkerToken) -> dict[str, Any]:
         "tenant": t.tenant,
         "name": t.name,
         "prefix": t.prefix,
+        "shared": t.shared,
         "created_at": iso(t.created_at),
         "revoked_at": iso(t.revoked_at),
     }
@@ -117,7 +135,8 @@ def workers_router(
     @router.get("", response_model=WorkerListOut, summary="List workers (live and recent)")
     async def list_workers(principal: Reader) -> Response:
         now = registry.clock.now()
-        found = await registry.recorded()
+        operator = principal.tenant == OPERATOR_TENANT
+        found = await registry.recorded(principal.tenant, with_shared=operator)
         out = []
         for w in found:
             body = worker_to_json(w, w.is_live(now, registry.live_ttl_s))
@@ -134,7 +153,11 @@ def workers_router(
     )
     async def create_token(request: Request, principal: Manager) -> Response:
         token_in = await read_body(request, TOKEN_IN)
-        created = await tokens.create(principal.tenant, token_in.name)
+        if token_in.shared and not (
+            principal.tenant == OPERATOR_TENANT and principal.has_scope(SCOPE_ADMIN)
+        ):
+            raise Forbidden(SHARED_REFUSED)
+        created = await tokens.create(principal.tenant, token_in.name, shared=token_in.shared)
         return JsonResponse({**token_to_json(created.token), "token": created.plaintext}, 201)
 
     @router.get("/tokens", response_model=WorkerTokenListOut, summary="List worker tokens")

@@ -1,0 +1,18 @@
+-- faena PostgreSQL schema: workers bound to a tenant (issue 6).
+--
+-- A worker token serves its tenant's jobs only, unless the operator made it `shared` (it then
+-- serves every tenant, like the local pool of `faena up`). A worker's record carries the tenant
+-- it serves: NULL for a shared worker or a local pool. The workers table stays without a
+-- row-level security policy: it is read by the owner (placement, `GET /v1/workers` filters by
+-- tenant in its query), and a policy would hide the shared rows.
+
+ALTER TABLE worker_tokens ADD COLUMN shared boolean NOT NULL DEFAULT false;
+-- Tokens the operator made before this version served every tenant: they keep doing so (an
+-- upgrade does not strand the operator's fleet). Every other tenant's token is bound to it.
+UPDATE worker_tokens SET shared = true WHERE tenant = 'default';
+ALTER TABLE workers ADD COLUMN tenant text;
+CREATE INDEX workers_tenant_idx ON workers (tenant);
+
+-- The runnable jobs of one tenant in claim order, for placement on workers bound to it (the
+-- shared queue index would scan past every other tenant's queued jobs).
+CREATE INDEX jobs_queued_tenant_idx ON jobs (tenant, priority DESC, id) WHERE state = 'queued';
