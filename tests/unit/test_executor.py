@@ -132,6 +132,45 @@ def test_kinds_leave_out_shell_when_it_is_not_allowed() -> None:
     assert "shell" not in Executor(registry, allow_shell=False).kinds()
 
 
+class _RecordingAgent:
+    """An ``agent`` KindHandler that only records the jobs it was asked to run."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def validate(self, payload: object) -> None:
+        return None
+
+    async def run(self, job: object, sink: object) -> Outcome:
+        self.ran.append(getattr(job, "id", ""))
+        return Outcome(True, "ran")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_without_shell_an_agent_starting_an_mcp_command_is_refused_not_run() -> None:
+    agent = _RecordingAgent()
+    ex = Executor(registry, allow_shell=False, handlers={"agent": agent})
+    stdio = {"prompt": "p", "mcp": [{"name": "calc", "command": ["calc-server"]}]}
+    outcome = await ex.run(make_job("agent", stdio, job_id="stdio"), RecordingSink())
+    assert not outcome.succeeded and not outcome.retryable
+    assert outcome.error is not None and "shell is disabled" in outcome.error
+    assert "MCP server command" in outcome.error
+    http = {"prompt": "p", "mcp": [{"name": "calc", "url": "http://127.0.0.1:9/mcp"}]}
+    assert (await ex.run(make_job("agent", http, job_id="http"), RecordingSink())).succeeded
+    assert agent.ran == ["http"]
+    await ex.aclose()
+
+
+async def test_with_shell_allowed_an_agent_may_start_an_mcp_command() -> None:
+    agent = _RecordingAgent()
+    ex = Executor(registry, allow_shell=True, handlers={"agent": agent})
+    stdio = {"prompt": "p", "mcp": [{"name": "calc", "command": ["calc-server"]}]}
+    assert (await ex.run(make_job("agent", stdio), RecordingSink())).succeeded
+    await ex.aclose()
+
+
 def test_defaults_are_what_the_task_declared() -> None:
     assert Executor(registry).defaults("hangs") == KindDefaults(
         max_attempts=3, timeout_s=0.05, queue="slow"

@@ -6,7 +6,9 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from faena.domain.agents import KIND as AGENT_KIND
 from faena.domain.errors import Forbidden
 
 KEY_PREFIX = "fk_"
@@ -60,6 +62,41 @@ SHELL_SCOPE = "jobs:shell"
 # Kinds that run arbitrary code on a worker: a key needs SHELL_SCOPE (or admin) to submit them,
 # and a worker must allow them too (``faena worker --allow-shell``, FAENA_ALLOW_SHELL).
 CODE_RUNNING_KINDS = frozenset({"shell"})
+MCP_COMMAND = "an MCP server command (stdio)"
+
+
+def code_running_reason(kind: str, payload: Any) -> str | None:
+    """Why a job of ``kind`` with ``payload`` runs code on its worker (None: it does not).
+
+    ``shell`` always does; an ``agent`` does when an entry of its ``mcp`` list has a
+    ``command``: that command is started as a process. ``payload`` may be a workflow step's
+    template: whatever cannot be seen for certain (``mcp`` or an entry given as a template
+    string) counts as running code."""
+    if kind in CODE_RUNNING_KINDS:
+        return f"{kind!r} jobs"
+    if kind != AGENT_KIND:
+        return None
+    if not isinstance(payload, dict):
+        return None if payload is None else f"'agent' jobs that may start {MCP_COMMAND}"
+    servers = payload.get("mcp")
+    if servers is None:
+        return None
+    if not isinstance(servers, list) or any(
+        not isinstance(s, dict) or "command" in s for s in servers
+    ):
+        return f"'agent' jobs that start {MCP_COMMAND}"
+    return None
+
+
+def require_jobs_allowed(principal: Principal, jobs: Iterable[tuple[str, Any]]) -> None:
+    """Forbidden, naming the scope, when one of the ``(kind, payload)`` jobs runs code (see
+    :func:`code_running_reason`) and the key lacks ``jobs:shell``."""
+    if principal.has_scope(SHELL_SCOPE):
+        return
+    for kind, payload in jobs:
+        reason = code_running_reason(kind, payload)
+        if reason is not None:
+            raise Forbidden(f"this API key lacks the {SHELL_SCOPE!r} scope, needed for {reason}")
 
 
 def require_kinds_allowed(principal: Principal, kinds: Iterable[str]) -> None:

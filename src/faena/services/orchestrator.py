@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from faena.domain.auth import Principal, require_kinds_allowed
+from faena.domain.auth import Principal, require_jobs_allowed
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.events import Event
 from faena.domain.ids import new_ids
@@ -175,7 +175,7 @@ class Orchestrator:
         if not requests:
             raise ValidationError("submit at least one job")
         if principal is not None:
-            require_kinds_allowed(principal, {r.kind for r in requests})
+            require_jobs_allowed(principal, ((r.kind, r.payload) for r in requests))
         if len(requests) > MAX_BATCH:
             raise ValidationError(f"a batch holds at most {MAX_BATCH} jobs")
         now = self.clock.now()
@@ -267,7 +267,8 @@ class Orchestrator:
         self, tenant: str, job_id: str, *, principal: Principal | None = None
     ) -> Job:
         if principal is not None:  # retrying a shell job runs its command again
-            require_kinds_allowed(principal, [(await self.get(tenant, job_id)).kind])
+            job = await self.get(tenant, job_id)
+            require_jobs_allowed(principal, [(job.kind, job.payload)])
         now = self.clock.now()
         job = await self.store.retry(RetryParams(tenant=tenant, job_id=job_id, now=now))
         self.bus.publish([state_event(job, now)])

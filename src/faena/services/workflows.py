@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
-from faena.domain.auth import Principal, require_kinds_allowed
+from faena.domain.auth import Principal, require_jobs_allowed
 from faena.domain.cron import check_cron, next_tick
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.ids import new_id
@@ -53,9 +53,10 @@ class WorkflowService:
         self, tenant: str, workflow: WorkflowDef, *, principal: Principal | None = None
     ) -> PutWorkflowResult:
         """Store ``workflow`` as a new version (or return the latest if identical). A caller's
-        ``principal`` needs ``jobs:shell`` when a step runs code (``shell``)."""
+        ``principal`` needs ``jobs:shell`` when a step runs code (``shell``, an ``agent`` with
+        an MCP server command)."""
         if principal is not None:
-            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
+            require_jobs_allowed(principal, ((s.kind, s.with_) for s in workflow.steps))
         now = self.clock.now()
         schedule = None
         if workflow.schedule is not None:
@@ -131,7 +132,7 @@ class WorkflowService:
             await self.version(tenant, name, version)  # the precise message
             raise
         if principal is not None:  # checked at run time too: the key may differ from apply's
-            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
+            require_jobs_allowed(principal, ((s.kind, s.with_) for s in workflow.steps))
         resolved = workflow.resolve_inputs(inputs)
         now = self.clock.now()
         run = Run(
@@ -197,7 +198,7 @@ class WorkflowService:
         if principal is not None:
             run = await self.get_run(tenant, run_id)
             workflow = await self.engine.definition(tenant, run.workflow, run.version)
-            require_kinds_allowed(principal, (s.kind for s in workflow.steps))
+            require_jobs_allowed(principal, ((s.kind, s.with_) for s in workflow.steps))
         return await self.engine.retry(tenant, run_id)
 
     async def pause(self, tenant: str, name: str, *, paused: bool) -> Schedule:

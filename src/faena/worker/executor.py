@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from faena.domain.auth import code_running_reason
 from faena.domain.errors import ValidationError
 from faena.domain.jobs import Job
 from faena.ports.executor import ExecutionSink, KindDefaults, KindHandler, OutcomeLike
@@ -48,7 +49,8 @@ _SHELL_REFUSED = failed("this worker does not run shell jobs (shell is disabled)
 class Executor:
     """Runs the built-in kinds and the functions of a :class:`TaskRegistry`.
 
-    ``allow_shell=False`` refuses ``shell`` jobs (and leaves it out of :meth:`kinds`);
+    ``allow_shell=False`` refuses ``shell`` jobs (and leaves it out of :meth:`kinds`) and any
+    other job that runs code (an ``agent`` starting an MCP server command);
     ``cpu_workers`` sizes the process pool of ``cpu=True`` tasks (default: the CPU count);
     ``thread_workers`` the thread pool of plain functions; ``kill_grace_s`` is how long a shell
     command's process group has between SIGTERM and SIGKILL; ``handlers`` are the kinds that
@@ -100,6 +102,14 @@ class Executor:
             return SUCCEEDED_EMPTY
         handler = self._handlers.get(kind)
         if handler is not None:
+            if not self._allow_shell:
+                reason = code_running_reason(kind, job.payload)
+                if reason is not None:  # an agent's MCP server command is a process too
+                    return failed(
+                        f"this worker does not run code (shell is disabled): {reason} need a "
+                        "worker that allows shell",
+                        retryable=False,
+                    )
             return await _run_handler(handler, job, sink)
         task = self._registry.get(kind)
         if task is not None:
