@@ -40,3 +40,22 @@ async def test_a_closed_subscription_receives_nothing() -> None:
     sub.close()
     bus.publish([_event()])
     assert sub.queue.empty()
+
+
+async def test_a_filtered_subscriber_queues_only_what_its_filter_accepts() -> None:
+    """``where`` runs at publish time: rejected events never reach the subscriber's queue."""
+    bus = LocalBus()
+    sub = bus.subscribe(where=lambda e: e.job_id == "j2")
+    everything = bus.subscribe()
+    bus.publish([_event(job_id="j1"), _event(job_id="j2"), _event(job_id="j3")])
+    assert (await sub.get()).job_id == "j2"
+    assert sub.queue.empty()
+    assert everything.queue.qsize() == 3
+
+
+async def test_a_closed_broad_subscription_receives_nothing() -> None:
+    bus = LocalBus()
+    sub = bus.subscribe()
+    sub.close()
+    bus.publish([_event()])
+    assert sub.queue.empty()

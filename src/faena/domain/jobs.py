@@ -116,7 +116,8 @@ class JobSpec:
 def _check_name(what: str, value: str) -> None:
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         raise ValidationError(f"{what} must be a non-empty string of at most {MAX_NAME_LENGTH}")
-    if any(c.isspace() or not c.isprintable() for c in value):
+    # str.isprintable() is false for every whitespace character but the ASCII space.
+    if " " in value or not value.isprintable():
         raise ValidationError(f"{what} must not contain spaces or control characters")
 
 

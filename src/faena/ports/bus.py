@@ -21,8 +21,16 @@ class EventBus(Protocol):
     def publish(self, events: Sequence[Event]) -> None:
         """Deliver to current subscribers; never blocks (slow subscribers drop oldest)."""
 
-    def subscribe(self, tenant: str | None = None, job_id: str | None = None) -> Subscription:
-        """Events of ``tenant`` (None: all), optionally only those of one job."""
+    def subscribe(
+        self,
+        tenant: str | None = None,
+        job_id: str | None = None,
+        *,
+        where: Callable[[Event], bool] | None = None,
+    ) -> Subscription:
+        """Events of ``tenant`` (None: all), optionally only those of one job, and only those
+        ``where`` accepts. ``where`` runs in ``publish``, so a subscriber that wants few of the
+        events (the cancel listener of a pool, say) costs a call per event, not a queue hop."""
 
 
 class ChangeFeed(Protocol):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from faena.domain.events import Event
 from faena.domain.jobs import Job, JobState
 from faena.domain.logs import LogStream
 from faena.domain.retry import after_failure
@@ -330,15 +331,13 @@ class LocalPool:
                     self._stop_job(ref.job_id, StopReason.LEASE_LOST)
 
     async def _event_listener(self) -> None:
-        with contextlib.closing(self._bus.subscribe()) as sub:
+        with contextlib.closing(self._bus.subscribe(where=_cancel_or_scheduled)) as sub:
             while True:
                 event = await sub.get()
-                if event.type != "job.state" or event.job_id is None:
-                    continue
                 state = event.data.get("state")
                 if state == JobState.CANCELLED.value:
-                    self._stop_job(event.job_id, StopReason.CANCELLED)
-                elif state == JobState.SCHEDULED.value and event.data.get("run_at") is not None:
+                    self._stop_job(event.job_id or "", StopReason.CANCELLED)
+                else:  # scheduled, with its due time
                     self.note_run_at(float(event.data["run_at"]))
 
     def _stop_job(self, job_id: str, reason: StopReason) -> None:
@@ -347,6 +346,16 @@ class LocalPool:
             log.info("stopping job", job_id=job_id, reason=reason.value)
             entry.stop = reason
             entry.task.cancel()
+
+
+def _cancel_or_scheduled(event: Event) -> bool:
+    """What the pool's listener acts on: cancels, and retries or delays with a due time."""
+    if event.type != "job.state" or event.job_id is None:
+        return False
+    state = event.data.get("state")
+    return state == JobState.CANCELLED.value or (
+        state == JobState.SCHEDULED.value and event.data.get("run_at") is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,11 +137,15 @@ class EventTriggers:
                 log.warning("loading triggers failed", error=repr(e))
             await asyncio.sleep(REFRESH_S)
 
+    def _may_trigger(self, event: Event) -> bool:
+        """The bus filter: job and run state changes, while any trigger is loaded."""
+        return bool(self._triggers) and event.type in ("job.state", "run.state")
+
     async def _listen(self) -> None:
-        with closing(self.bus.subscribe()) as sub:
+        with closing(self.bus.subscribe(where=self._may_trigger)) as sub:
             while True:
                 event = await sub.get()
-                if event.type in ("job.state", "run.state") and self._triggers:
+                if self._triggers:
                     try:
                         await self.handle(event)
                     except asyncio.CancelledError:

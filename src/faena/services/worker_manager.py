@@ -22,6 +22,7 @@ from collections import OrderedDict
 import structlog
 
 from faena.domain.errors import Forbidden, Unauthorized
+from faena.domain.events import Event
 from faena.domain.jobs import Job, JobState
 from faena.domain.logs import LogChunk, LogStream
 from faena.domain.placement import (
@@ -574,14 +575,10 @@ class WorkerManager:
                 log.exception("remote lease renewal failed; retrying")
 
     async def _cancel_listener(self) -> None:
-        with contextlib.closing(self._bus.subscribe()) as sub:
+        with contextlib.closing(self._bus.subscribe(where=_is_cancel)) as sub:
             while True:
                 event = await sub.get()
-                if (
-                    event.type == "job.state"
-                    and event.data.get("state") == JobState.CANCELLED.value
-                    and event.job_id is not None
-                ):
+                if event.job_id is not None:
                     self._forward_cancel(event.job_id)
 
     def _forward_cancel(self, job_id: str) -> None:
@@ -626,3 +623,11 @@ def _demand(job: Job) -> Demand:
 
 
 __all__ = ["ManagerConfig", "Registration", "ResultIn", "Session", "WorkerManager"]
+
+
+def _is_cancel(event: Event) -> bool:
+    return (
+        event.type == "job.state"
+        and event.data.get("state") == JobState.CANCELLED.value
+        and event.job_id is not None
+    )
