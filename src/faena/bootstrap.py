@@ -478,7 +478,7 @@ def build_access(settings: Settings, runtime: Runtime, clock: SystemClock) -> No
 
     store: Any = runtime.store
     runtime.tenants = TenantService(store, clock)
-    runtime.audit = AuditLog(store, clock, durable=settings.audit_durable)
+    runtime.audit = AuditLog(store, clock, durable=settings.audit_durable, bus=runtime.bus)
     if settings.retention_days > 0 or settings.audit_retention_days > 0:
         runtime.retention = Retention(
             store,

@@ -104,7 +104,7 @@ def build_worker_plane(
     scorer_named(settings.placement)
     for name in settings.queue_scorers().values():
         scorer_named(name)
-    registry = WorkerRegistry(workers, clock)
+    registry = WorkerRegistry(workers, clock, bus=bus)  # worker.* events for live pages
     registry.demand = orchestrator.demand  # idle_kinds of remote workers
     tokens = WorkerTokens(workers, clock)
     manager = WorkerManager(

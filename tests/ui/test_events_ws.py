@@ -44,7 +44,7 @@ def test_a_token_in_the_query_streams_the_job_states_of_the_tenant(server: UiSer
         seen = events_until(ws, job["id"], "succeeded")
     states = [e["data"]["state"] for e in seen if e["job_id"] == job["id"]]
     assert states == ["queued", "running", "succeeded"]
-    assert {e["type"] for e in seen} == {"job.state"}
+    assert {e["type"] for e in seen if e["type"].startswith("job.")} == {"job.state"}
     assert seen[-1]["data"]["kind"] == "noop"
 
 
@@ -71,7 +71,52 @@ def test_another_tenants_events_are_not_sent(server: UiServer) -> None:
         server.submit("noop")  # the default tenant's
         mine = server.submit("noop", key=server.other_key)
         seen = events_until(ws, mine["id"], "succeeded")
-    assert {e["job_id"] for e in seen} == {mine["id"]}
+    assert {e["job_id"] for e in seen if e["type"].startswith("job.")} == {mine["id"]}
+
+
+def next_of(ws: ClientConnection, type_: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = receive(ws, deadline - time.monotonic())
+        if event["type"] == type_:
+            return event
+    raise AssertionError(f"no {type_} event in {timeout}s")
+
+
+def test_the_local_pools_heartbeats_reach_the_operator_only(server: UiServer) -> None:
+    """A local pool serves every tenant: like ``GET /v1/workers``, only the operator (the
+    ``default`` tenant) is told about it."""
+    query = "&types=worker.,job.state"
+    with (
+        connect(ws_url(server, f"?token={server.api_key}{query}")) as operator,
+        connect(ws_url(server, f"?token={server.other_key}{query}")) as tenant,
+    ):
+        assert receive(operator)["type"] == receive(tenant)["type"] == "hello"
+        beat = next_of(operator, "worker.heartbeat")  # the pool's record: every 3 s
+        mine = server.submit("noop", key=server.other_key)  # ends tenant-b's wait below
+        seen = events_until(tenant, mine["id"], "succeeded")
+    listed = {w["id"] for w in server.api("GET", "/v1/workers")["workers"]}
+    assert beat["data"]["worker_id"] in listed
+    assert beat["data"]["kind"] == "local" and beat["data"]["state"] == "connected"
+    assert set(beat["data"]["load"]) == {"cpu_percent", "memory_percent"}
+    assert beat["job_id"] is None
+    assert not [e for e in seen if e["type"].startswith("worker.")]
+
+
+def test_audit_events_go_only_to_keys_that_may_read_the_audit_log(server: UiServer) -> None:
+    admin = server.api_key  # admin of the default tenant: audit:read
+    query = "&types=audit.,job.state"
+    with (
+        connect(ws_url(server, f"?token={admin}{query}")) as auditor,
+        connect(ws_url(server, f"?token={server.other_key}{query}")) as reader,
+    ):
+        assert receive(auditor)["type"] == receive(reader)["type"] == "hello"
+        server.submit("noop")  # audited in the default tenant
+        written = next_of(auditor, "audit.written")
+        assert written["data"]["count"] >= 1
+        mine = server.submit("noop", key=server.other_key)  # audited in tenant-b
+        seen = events_until(reader, mine["id"], "succeeded")
+    assert not [e for e in seen if e["type"].startswith("audit.")]  # no audit:read scope
 
 
 @pytest.mark.parametrize("query", ["?token=fk_not_a_key_of_this_server_000000", ""])

@@ -60,3 +60,22 @@ def test_statuses_map_to_outcomes() -> None:
     assert [outcome_of(s) for s in (200, 201, 401, 403, 404, 500)] == [
         "ok", "ok", "denied", "denied", "error", "error"
     ]  # fmt: skip
+
+
+async def test_each_write_tells_live_streams_how_many_entries_each_tenant_got() -> None:
+    from faena.adapters.local_bus import LocalBus
+
+    bus = LocalBus()
+    audit = AuditLog(MemoryStore(), SystemClock(), bus=bus)
+    with bus.subscribe() as events:
+        await asyncio.gather(
+            audit.record(AuditEntry("a", "jobs.submit")),
+            audit.record(AuditEntry("a", "jobs.cancel")),
+            audit.record(AuditEntry("b", "jobs.submit")),
+        )
+        seen = [events.queue.get_nowait() for _ in range(events.queue.qsize())]
+    assert sorted((e.type, e.tenant, e.data["count"]) for e in seen) == [
+        ("audit.written", "a", 2),
+        ("audit.written", "b", 1),
+    ]
+    assert all(set(e.data) == {"count"} for e in seen)  # nothing of the entries themselves

@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A fact for live streams: ``job.state`` (a job changed state) or ``job.log`` (new output)."""
+    """A fact for live streams: ``job.state`` (a job changed state), ``job.log`` (new output),
+    ``worker.*`` (a worker connected, reported its load, drained or left), ``audit.written``
+    (entries were added to the audit log), ... ``tenant`` is whose streams may see it."""
 
     type: str
     tenant: str

@@ -8,6 +8,10 @@ commit), so many concurrent calls share one transaction and the store sees few, 
 A write that fails is retried with backoff for up to ``give_up_s``; after that the caller gets
 the error (the API logs the entry as an error line, so it is never silently dropped).
 
+With a ``bus``, each write publishes one ``audit.written`` event per tenant it wrote entries of
+(``{"count": n}``), so a live audit page reads the new entries; ``WS /v1/events`` sends it
+only to keys that may read the audit log.
+
 ``durable=False`` (``FAENA_AUDIT_DURABLE=false``) lets :meth:`AuditLog.record_call` return at
 once: API answers no longer wait for their entry, which is written by the next group commit and
 flushed at shutdown; a crash can lose the entries of the last few milliseconds.
@@ -17,6 +21,7 @@ flushed at shutdown; a crash can lose the entries of the last few milliseconds.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -24,8 +29,10 @@ import structlog
 
 from faena.domain.audit import OUTCOMES, AuditEntry
 from faena.domain.errors import Unavailable, ValidationError
+from faena.domain.events import Event
 from faena.domain.ids import new_id
 from faena.ports.audit import AuditPage, AuditQuery, AuditStore, PurgeAuditParams
+from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.services.breaker import log_store_error
 
@@ -45,8 +52,10 @@ class AuditLog:
         retry_delay_s: float = 0.05,
         give_up_s: float = 5.0,
         durable: bool = True,
+        bus: EventBus | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus
         self._clock = clock
         self._max_batch = max_batch
         self._retry_delay_s = retry_delay_s
@@ -108,6 +117,8 @@ class AuditLog:
                 delay = min(delay * 2, 1.0)
             else:
                 self.written_total += len(entries)
+                if self._bus is not None:
+                    self._bus.publish(written_events(entries, self._clock.now()))
                 return None
 
     async def list(self, query: AuditQuery) -> AuditPage:
@@ -137,3 +148,9 @@ class AuditLog:
                 await asyncio.wait_for(asyncio.shield(task), self._give_up_s + 1)
             except (TimeoutError, Unavailable):
                 log.warning("audit entries still unwritten at shutdown", pending=len(self._pending))
+
+
+def written_events(entries: Sequence[AuditEntry], now: float) -> list[Event]:
+    """One ``audit.written`` event per tenant with entries in a write: how many it got."""
+    counts = Counter(entry.tenant for entry in entries)
+    return [Event("audit.written", t, data={"count": n}, ts=now) for t, n in counts.items()]

@@ -11,9 +11,11 @@ from collections.abc import Callable
 import structlog
 
 from faena.domain.workers import WorkerInfo, WorkerKind
+from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.workers import DisconnectParams, ListWorkersParams, PruneWorkersParams, WorkerStore
 from faena.services.kind_demand import KindDemand
+from faena.services.worker_events import DISCONNECTED, change_type, worker_event
 
 log = structlog.get_logger("faena.workers")
 
@@ -33,8 +35,11 @@ class WorkerRegistry:
         heartbeat_s: float = HEARTBEAT_S,
         live_ttl_s: float = LIVE_TTL_S,
         cache_s: float = 2.0,
+        bus: EventBus | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus  # worker.* events of the workers this process records
+        self._recorded: dict[str, WorkerInfo] = {}  # ... as last recorded (connected ones)
         self._clock = clock
         self.heartbeat_s = heartbeat_s
         self.live_ttl_s = live_ttl_s
@@ -128,13 +133,22 @@ class WorkerRegistry:
 
     async def publish(self) -> None:
         for describe in self._local:
-            await self._store.save_worker(describe())
+            await self.save(describe())
 
     async def save(self, worker: WorkerInfo) -> None:
         await self._store.save_worker(worker)
+        before = self._recorded.get(worker.id)
+        self._recorded[worker.id] = worker
+        if self._bus is not None:
+            event = worker_event(change_type(before, worker), worker, self._clock.now())
+            self._bus.publish([event])
 
     async def disconnect(self, worker_ids: list[str]) -> None:
         await self._store.disconnect_workers(DisconnectParams(worker_ids, self._clock.now()))
+        gone = [w for w in (self._recorded.pop(i, None) for i in worker_ids) if w is not None]
+        if self._bus is not None and gone:
+            now = self._clock.now()
+            self._bus.publish([worker_event(DISCONNECTED, w, now) for w in gone])
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="worker-registry")

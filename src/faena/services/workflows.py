@@ -12,6 +12,7 @@ from typing import Any
 from faena.domain.auth import Principal, require_jobs_allowed
 from faena.domain.cron import check_cron, next_tick
 from faena.domain.errors import NotFound, ValidationError
+from faena.domain.events import Event
 from faena.domain.ids import new_id
 from faena.domain.runs import Run, RunState, Schedule, StepRun, WorkflowInfo, WorkflowVersion
 from faena.domain.workflows import WorkflowDef, load_yaml, parse_workflow
@@ -69,7 +70,7 @@ class WorkflowService:
                 catch_up=spec.catch_up,
                 next_fire_at=next_tick(spec.cron, spec.timezone, now),
             )
-        return await self.store.put_workflow(
+        result = await self.store.put_workflow(
             PutWorkflowParams(
                 tenant=tenant,
                 name=workflow.name,
@@ -81,6 +82,10 @@ class WorkflowService:
                 has_triggers=bool(workflow.triggers),
             )
         )
+        if result.created:  # webhooks have it from the outbox; live pages (the bus) from here
+            data = {"workflow": workflow.name, "version": result.version.version}
+            self.engine.bus.publish([Event("workflow.applied", tenant, data=data, ts=now)])
+        return result
 
     async def get(self, tenant: str, name: str) -> WorkflowInfo:
         found = await self.store.get_workflow(tenant, name)

@@ -208,11 +208,18 @@ WHERE j.tenant = $1
   AND ($7::jsonb IS NULL OR j.labels @> $7::jsonb)
   AND ($8::float8 IS NULL OR j.created_at >= $8)
   AND ($9::float8 IS NULL OR j.created_at < $9)
+  AND ($10::text IS NULL OR j.parent_id = $10)
 ORDER BY j.id DESC
 LIMIT $6"""
 
+# The counts folded so far plus the deltas not folded yet (migration 0015).
 STATS = """
-SELECT queue, state, count(*) FROM jobs WHERE tenant = $1 GROUP BY queue, state"""
+SELECT queue, state, sum(n)::bigint FROM (
+    SELECT queue, state, n FROM job_counts WHERE tenant = $1
+    UNION ALL
+    SELECT queue, state, delta FROM job_count_deltas WHERE tenant = $1) c
+GROUP BY queue, state
+HAVING sum(n) <> 0"""
 
 # For /metrics: the partial indexes of runnable and running jobs keep this cheap.
 QUEUE_DEPTHS = """

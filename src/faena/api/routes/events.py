@@ -3,12 +3,18 @@
 Browsers cannot set headers on a WebSocket, so the API key comes as ``?token=`` or, better
 (it stays out of access logs), as the first message ``{"token": "..."}`` within
 ``AUTH_TIMEOUT_S``. Filters: ``types`` (comma-separated event types, or prefixes ending in
-``.``: ``job.``) and ``job_id``. Each event is one text message::
+``.``: ``job.``) and ``job_id``. A key sees its tenant's events, ``audit.*`` ones only with the
+``audit:read`` scope (like ``GET /v1/audit``). Each event is one text message::
 
     {"type": "job.state", "job_id": "...", "data": {"state": "running", ...}, "ts": 1.7e9}
 
 A refused key closes the socket with code 4401 (4403 for a missing scope) after an
-``{"type": "error", "error": {...}}`` message. ``{"type": "ping"}`` is sent when nothing
+``{"type": "error", "error": {...}}`` message, and is written to the audit log
+(``auth.failed``, ``auth.forbidden``) like a refused HTTP call. A key presented and refused
+counts toward its client address's failed-authentication limit; while that is used up, a
+connection from the address is refused with code 4429 (the reason says when to retry; the
+error message carries ``retry_after`` in seconds) before its key is read. An accepted
+connection counts as one request of its key. ``{"type": "ping"}`` is sent when nothing
 happened for ``keepalive_s``. A slow reader loses the oldest events, never blocks faena.
 """
 
@@ -19,19 +25,31 @@ import contextlib
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from faena.api.auth import SCOPE_READ
-from faena.domain.auth import Principal
-from faena.domain.errors import FaenaError, Forbidden
+from faena.api.middleware import new_request_id
+from faena.domain.audit import AuditEntry
+from faena.domain.auth import Principal, visible_prefix
+from faena.domain.errors import FaenaError, Forbidden, RateLimited, Unauthorized
 from faena.domain.events import Event
+from faena.domain.tenants import OPERATOR_TENANT
 from faena.ports.bus import EventBus, Subscription
+from faena.services.audit import AuditLog
 from faena.services.keys import KeyService
+from faena.services.ratelimit import RateLimits
+
+log = structlog.get_logger("faena.api")
 
 AUTH_TIMEOUT_S = 10.0
 KEEPALIVE_S = 15.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_RATE_LIMITED = 4429
+EVENTS_PATH = "/v1/events"
+MAX_CLOSE_REASON = 120  # a close frame's reason holds 123 bytes
+SCOPE_AUDIT = "audit:read"
 
 
 def event_json(event: Event) -> bytes:
@@ -49,29 +67,105 @@ def type_filter(raw: str | None) -> Any:
     return lambda kind: kind in exact or (bool(prefixes) and kind.startswith(prefixes))
 
 
-async def authenticate(ws: WebSocket, keys: KeyService) -> Principal | None:
+async def authenticate(
+    ws: WebSocket,
+    keys: KeyService,
+    *,
+    rate_limits: RateLimits | None = None,
+    audit: AuditLog | None = None,
+) -> Principal | None:
     """The key's principal (``?token=`` or a first ``{"token": ...}`` message), or None after
-    telling the client why and closing the socket."""
+    telling the client why and closing the socket. ``rate_limits``: the failed-authentication
+    limit of the client's address and the key's own limit, as for HTTP calls; ``audit``: where
+    refusals are recorded."""
+    client = ws.scope.get("client")
+    peer = client[0] if client else None
+    ip = peer or "unknown"
+    if rate_limits is not None:
+        forwarded = ws.headers.get("x-forwarded-for")
+        ip = rate_limits.client_ip(peer, forwarded.encode("latin-1") if forwarded else None)
+    request_id = new_request_id()
     token = ws.query_params.get("token")
+    principal: Principal | None = None
     try:
+        if rate_limits is not None:
+            await rate_limits.check_auth_failures(ip)
         if not token:
             async with asyncio.timeout(AUTH_TIMEOUT_S):
                 first = orjson.loads(await ws.receive_text())
             token = first.get("token") if isinstance(first, dict) else None
-        principal = await keys.authenticate(token or None)
+            if not isinstance(token, str):
+                token = None
+        try:
+            principal = await keys.authenticate(token or None)
+        except Unauthorized:
+            if token and rate_limits is not None:  # a refused credential, as over HTTP
+                await rate_limits.auth_failed(ip)
+            raise
         if not principal.has_scope(SCOPE_READ):
             raise Forbidden(f"this API key lacks the {SCOPE_READ!r} scope")
+        if rate_limits is not None:
+            await rate_limits.after_auth(principal, "GET", EVENTS_PATH, ip)
     except (FaenaError, TimeoutError, orjson.JSONDecodeError) as e:
         if isinstance(e, FaenaError):
-            error = {"code": e.code, "message": e.message}
+            error: dict[str, Any] = {"code": e.code, "message": e.message}
         else:
             error = {"code": "unauthorized", "message": 'send {"token": KEY} first'}
-        close = CLOSE_FORBIDDEN if isinstance(e, Forbidden) else CLOSE_UNAUTHORIZED
+        close, reason = CLOSE_UNAUTHORIZED, "unauthorized"
+        if isinstance(e, Forbidden):
+            close, reason = CLOSE_FORBIDDEN, "forbidden"
+        elif isinstance(e, RateLimited):
+            close, reason = CLOSE_RATE_LIMITED, e.message[:MAX_CLOSE_REASON]
+            error["retry_after"] = e.retry_after_s
+        if not isinstance(e, RateLimited):
+            await _record_refusal(audit, ws, principal, token, ip, request_id, close, error)
         with contextlib.suppress(Exception):
             await ws.send_text(orjson.dumps({"type": "error", "error": error}).decode())
-            await ws.close(close)
+            await ws.close(close, reason)
         return None
     return principal
+
+
+async def _record_refusal(
+    audit: AuditLog | None,
+    ws: WebSocket,
+    principal: Principal | None,
+    token: str | None,
+    ip: str,
+    request_id: str,
+    close: int,
+    error: dict[str, Any],
+) -> None:
+    """The refused connection in the audit log, as the audit middleware records a 401/403."""
+    if audit is None:
+        return
+    status = 403 if close == CLOSE_FORBIDDEN else 401
+    entry = AuditEntry(
+        tenant=principal.tenant if principal is not None else OPERATOR_TENANT,
+        action="auth.forbidden" if status == 403 else "auth.failed",
+        outcome="denied",
+        target=EVENTS_PATH,
+        key_prefix=principal.key_prefix if principal is not None else _prefix(token),
+        client_ip=ip,
+        status=status,
+        request_id=request_id,
+        detail=str(error.get("message"))[:500],
+    )
+    try:
+        await audit.record_call(entry)
+    except Exception as e:  # keep the refusal in the logs at least
+        log.error(  # noqa: TRY400 -- one line with the entry, not a traceback
+            "audit entry not written",
+            error=str(e),
+            action=entry.action,
+            target=entry.target,
+            client_ip=ip,
+            request_id=request_id,
+        )
+
+
+def _prefix(token: str | None) -> str | None:
+    return visible_prefix(token) if token else None
 
 
 async def stream(ws: WebSocket, sub: Subscription, wanted: Any, keepalive_s: float) -> None:
@@ -105,18 +199,25 @@ async def stream(ws: WebSocket, sub: Subscription, wanted: Any, keepalive_s: flo
 
 
 def events_router(
-    bus: EventBus, keys: KeyService, *, keepalive_s: float = KEEPALIVE_S
+    bus: EventBus,
+    keys: KeyService,
+    *,
+    keepalive_s: float = KEEPALIVE_S,
+    rate_limits: RateLimits | None = None,
+    audit: AuditLog | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
-    @router.websocket("/v1/events")
+    @router.websocket(EVENTS_PATH)
     async def events(ws: WebSocket) -> None:
         await ws.accept()
-        principal = await authenticate(ws, keys)
+        principal = await authenticate(ws, keys, rate_limits=rate_limits, audit=audit)
         if principal is None:
             return
         wanted = type_filter(ws.query_params.get("types"))
-        sub = bus.subscribe(tenant=principal.tenant, job_id=ws.query_params.get("job_id") or None)
+        job_id = ws.query_params.get("job_id") or None
+        where = None if principal.has_scope(SCOPE_AUDIT) else _not_audit
+        sub = bus.subscribe(tenant=principal.tenant, job_id=job_id, where=where)
         try:
             hello = {"type": "hello", "tenant": principal.tenant}
             await ws.send_text(orjson.dumps(hello).decode())
@@ -127,6 +228,11 @@ def events_router(
             sub.close()
 
     return router
+
+
+def _not_audit(event: Event) -> bool:
+    """The stream of a key that may not read the audit log gets no audit event."""
+    return not event.type.startswith("audit.")
 
 
 async def _drain(ws: WebSocket) -> None:
