@@ -18,6 +18,7 @@ from tests.ui.server import UiServer
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PAGE_TIMEOUT_MS = 10_000
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -68,3 +69,17 @@ def screenshots() -> Path:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def page(browser: Any, server: UiServer) -> Iterator[Any]:
+    """A fresh browser tab (its own context: no key carried over); fails the test on any
+    JavaScript error on the page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(PAGE_TIMEOUT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda e: errors.append(str(e)))
+    yield opened
+    context.close()
+    assert not errors, errors

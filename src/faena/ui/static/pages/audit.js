@@ -1,7 +1,9 @@
 "use strict";
 // The tenant's audit log (GET /v1/audit, scope audit:read): newest first, filtered by action,
 // outcome, key prefix and time, older pages by cursor. A server without the audit API (404) or
-// a key without the scope (403) gets a clear message instead of an empty table.
+// a key without the scope (403) gets a clear message instead of an empty table. Live over
+// WS /v1/events (audit.written, sent only to keys with audit:read): the first page is read
+// again as entries are written; with older pages shown, a notice offers to.
 Faena.page(async () => {
   const { h, api, when, fill, flash } = Faena;
   const form = document.getElementById("filters");
@@ -13,6 +15,8 @@ Faena.page(async () => {
   }
   let cursor = null;
   let shown = [];
+  let paged = false; // older pages appended: do not reshuffle them under the reader
+  const fresh = document.getElementById("fresh");
 
   function query() {
     const q = new URLSearchParams({ limit: "100" });
@@ -49,6 +53,8 @@ Faena.page(async () => {
     }
     const entries = body.entries || [];
     shown = append ? shown.concat(entries) : entries;
+    paged = Boolean(append);
+    if (!append) fresh.hidden = true;
     fill(tbody, shown.map(row), 8, "No entries match.");
     cursor = body.next_cursor || null;
     more.hidden = !cursor;
@@ -64,5 +70,11 @@ Faena.page(async () => {
     await load(false);
   });
   more.addEventListener("click", () => load(true));
+  const reload = Faena.debounce(() => { cursor = null; return load(false); }, 500);
+  document.getElementById("reload").addEventListener("click", reload);
   await load(false);
+  Faena.events({ types: "audit.written" }, () => {
+    if (paged) fresh.hidden = false;
+    else reload();
+  });
 });

@@ -77,5 +77,8 @@ Faena.page(async ({ data }) => {
     if (e.status === 404) { flash(`${e.message} in this tenant.`); return; }
     throw e;
   }
-  Faena.events({ types: "run.state,step.state" }, Faena.debounce(load, 300));
+  const reload = Faena.debounce(load, 300);
+  Faena.events({ types: "run.state,step.state", onOpen: reload }, (ev) => {
+    if (ev.data && ev.data.run_id === id) reload(); // the tenant's other runs: not this page
+  });
 });
