@@ -95,7 +95,7 @@ def create_app(
         app.include_router(ask_router(ask, auth))
     from faena.api.routes.events import events_router
 
-    app.include_router(events_router(orchestrator.bus, keys))
+    app.include_router(events_router(orchestrator.bus, keys, rate_limits=rate_limits, audit=audit))
     if telemetry is not None and telemetry.metrics_on:  # faena.observability (issue 7)
         from faena.observability.routes import metrics_router
 

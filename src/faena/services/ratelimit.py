@@ -167,6 +167,13 @@ class RateLimits:
         ip_bucket = "ip:" + ip if limit == s.per_minute else f"ip:{ip}:{limit}"
         await self._charge("ip", ip_bucket, limit, "this client address")
 
+    async def check_auth_failures(self, ip: str) -> None:
+        """Raise RateLimited while ``ip`` has no failed authentication left: for a caller that
+        does not pass :meth:`admit` (a WebSocket, ``WS /v1/events``), before its key is read."""
+        looked = await self._take("af:" + ip, self.settings.auth_failures_per_minute, 0.0)
+        if looked.remaining < 1:
+            self._refuse_auth_failures(ip, looked)
+
     async def auth_failed(self, ip: str) -> None:
         """A presented key was refused: count it; raise RateLimited once too many were."""
         decision = await self._take("af:" + ip, self.settings.auth_failures_per_minute)

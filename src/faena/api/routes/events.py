@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from faena.api.auth import SCOPE_READ
 from faena.api.middleware import new_request_id
-from faena.domain.audit import AuditEntry
+from faena.domain.audit import MAX_DETAIL_LENGTH, AuditEntry
 from faena.domain.auth import Principal, visible_prefix
 from faena.domain.errors import FaenaError, Forbidden, RateLimited, Unauthorized
 from faena.domain.events import Event
@@ -78,78 +79,89 @@ async def authenticate(
     telling the client why and closing the socket. ``rate_limits``: the failed-authentication
     limit of the client's address and the key's own limit, as for HTTP calls; ``audit``: where
     refusals are recorded."""
-    client = ws.scope.get("client")
-    peer = client[0] if client else None
-    ip = peer or "unknown"
-    if rate_limits is not None:
-        forwarded = ws.headers.get("x-forwarded-for")
-        ip = rate_limits.client_ip(peer, forwarded.encode("latin-1") if forwarded else None)
-    request_id = new_request_id()
-    token = ws.query_params.get("token")
-    principal: Principal | None = None
+    attempt = _Attempt(_client_ip(ws, rate_limits), new_request_id(), ws.query_params.get("token"))
     try:
         if rate_limits is not None:
-            await rate_limits.check_auth_failures(ip)
-        if not token:
-            async with asyncio.timeout(AUTH_TIMEOUT_S):
-                first = orjson.loads(await ws.receive_text())
-            token = first.get("token") if isinstance(first, dict) else None
-            if not isinstance(token, str):
-                token = None
+            await rate_limits.check_auth_failures(attempt.ip)
+        if not attempt.token:
+            attempt.token = await _first_message_token(ws)
         try:
-            principal = await keys.authenticate(token or None)
+            attempt.principal = await keys.authenticate(attempt.token or None)
         except Unauthorized:
-            if token and rate_limits is not None:  # a refused credential, as over HTTP
-                await rate_limits.auth_failed(ip)
+            if attempt.token and rate_limits is not None:  # a refused credential, as over HTTP
+                await rate_limits.auth_failed(attempt.ip)
             raise
-        if not principal.has_scope(SCOPE_READ):
+        if not attempt.principal.has_scope(SCOPE_READ):
             raise Forbidden(f"this API key lacks the {SCOPE_READ!r} scope")
         if rate_limits is not None:
-            await rate_limits.after_auth(principal, "GET", EVENTS_PATH, ip)
+            await rate_limits.after_auth(attempt.principal, "GET", EVENTS_PATH, attempt.ip)
     except (FaenaError, TimeoutError, orjson.JSONDecodeError) as e:
-        if isinstance(e, FaenaError):
-            error: dict[str, Any] = {"code": e.code, "message": e.message}
-        else:
-            error = {"code": "unauthorized", "message": 'send {"token": KEY} first'}
-        close, reason = CLOSE_UNAUTHORIZED, "unauthorized"
-        if isinstance(e, Forbidden):
-            close, reason = CLOSE_FORBIDDEN, "forbidden"
-        elif isinstance(e, RateLimited):
-            close, reason = CLOSE_RATE_LIMITED, e.message[:MAX_CLOSE_REASON]
-            error["retry_after"] = e.retry_after_s
-        if not isinstance(e, RateLimited):
-            await _record_refusal(audit, ws, principal, token, ip, request_id, close, error)
-        with contextlib.suppress(Exception):
-            await ws.send_text(orjson.dumps({"type": "error", "error": error}).decode())
-            await ws.close(close, reason)
+        await _refuse(ws, e, attempt, audit)
         return None
-    return principal
+    return attempt.principal
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One connection's authentication, as far as it got."""
+
+    ip: str
+    request_id: str
+    token: str | None
+    principal: Principal | None = None
+
+
+def _client_ip(ws: WebSocket, rate_limits: RateLimits | None) -> str:
+    client = ws.scope.get("client")
+    peer = client[0] if client else None
+    if rate_limits is None:
+        return peer or "unknown"
+    forwarded = ws.headers.get("x-forwarded-for")
+    return rate_limits.client_ip(peer, forwarded.encode("latin-1") if forwarded else None)
+
+
+async def _first_message_token(ws: WebSocket) -> str | None:
+    async with asyncio.timeout(AUTH_TIMEOUT_S):
+        first = orjson.loads(await ws.receive_text())
+    token = first.get("token") if isinstance(first, dict) else None
+    return token if isinstance(token, str) else None
+
+
+async def _refuse(ws: WebSocket, e: Exception, attempt: _Attempt, audit: AuditLog | None) -> None:
+    """Tell the client why, record the refusal (a rate-limited one is not, as over HTTP) and
+    close the socket with the code of the reason."""
+    if isinstance(e, FaenaError):
+        error: dict[str, Any] = {"code": e.code, "message": e.message}
+    else:
+        error = {"code": "unauthorized", "message": 'send {"token": KEY} first'}
+    close, reason = CLOSE_UNAUTHORIZED, "unauthorized"
+    if isinstance(e, Forbidden):
+        close, reason = CLOSE_FORBIDDEN, "forbidden"
+    elif isinstance(e, RateLimited):
+        close, reason = CLOSE_RATE_LIMITED, e.message[:MAX_CLOSE_REASON]
+        error["retry_after"] = e.retry_after_s
+    if not isinstance(e, RateLimited) and audit is not None:
+        await _record_refusal(audit, attempt, forbidden=close == CLOSE_FORBIDDEN, error=error)
+    with contextlib.suppress(Exception):
+        await ws.send_text(orjson.dumps({"type": "error", "error": error}).decode())
+        await ws.close(close, reason)
 
 
 async def _record_refusal(
-    audit: AuditLog | None,
-    ws: WebSocket,
-    principal: Principal | None,
-    token: str | None,
-    ip: str,
-    request_id: str,
-    close: int,
-    error: dict[str, Any],
+    audit: AuditLog, attempt: _Attempt, *, forbidden: bool, error: dict[str, Any]
 ) -> None:
     """The refused connection in the audit log, as the audit middleware records a 401/403."""
-    if audit is None:
-        return
-    status = 403 if close == CLOSE_FORBIDDEN else 401
+    principal = attempt.principal
     entry = AuditEntry(
         tenant=principal.tenant if principal is not None else OPERATOR_TENANT,
-        action="auth.forbidden" if status == 403 else "auth.failed",
+        action="auth.forbidden" if forbidden else "auth.failed",
         outcome="denied",
         target=EVENTS_PATH,
-        key_prefix=principal.key_prefix if principal is not None else _prefix(token),
-        client_ip=ip,
-        status=status,
-        request_id=request_id,
-        detail=str(error.get("message"))[:500],
+        key_prefix=principal.key_prefix if principal is not None else _prefix(attempt.token),
+        client_ip=attempt.ip,
+        status=403 if forbidden else 401,
+        request_id=attempt.request_id,
+        detail=str(error.get("message"))[:MAX_DETAIL_LENGTH],
     )
     try:
         await audit.record_call(entry)
@@ -159,8 +171,8 @@ async def _record_refusal(
             error=str(e),
             action=entry.action,
             target=entry.target,
-            client_ip=ip,
-            request_id=request_id,
+            client_ip=entry.client_ip,
+            request_id=entry.request_id,
         )
 
 
