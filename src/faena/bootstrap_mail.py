@@ -7,13 +7,17 @@ they are looked up on the runtime when first used, not when wired.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from faena.config import Settings
 from faena.domain.errors import NotFound, ValidationError
+from faena.ports.mail import SendLedger
 from faena.services.mail import MailService, MailWatcher
+from faena.services.retention import DAY_S
 from faena.worker.kinds.email import EmailSendKind, Mailer, SmtpConfig, parse_smtp_url
-from faena.worker.kinds.notify import NotifyConfig, notify_kinds
+from faena.worker.kinds.notify import DEFAULT_SECRET_NAME, NotifyConfig, notify_kinds
+from faena.worker.kinds.sends import Sends
 
 if TYPE_CHECKING:
     from faena.bootstrap import Runtime
@@ -52,9 +56,18 @@ class _RuntimeArtefacts:
         return found
 
     async def put(
-        self, tenant: str, name: str, content_type: str, data: bytes, *, job_id: str | None = None
+        self,
+        tenant: str,
+        name: str,
+        content_type: str,
+        data: bytes,
+        *,
+        job_id: str | None = None,
+        source_key: str | None = None,
     ) -> Any:
-        return await self._service().put(tenant, name, content_type, data, job_id=job_id)
+        return await self._service().put(
+            tenant, name, content_type, data, job_id=job_id, source_key=source_key
+        )
 
 
 class _RuntimeSecrets:
@@ -71,11 +84,64 @@ class _RuntimeSecrets:
         return value
 
 
+class _DefaultWebhookSecret:
+    """The tenant's ``NOTIFY_WEBHOOK_SECRET``, if it has one, for ``notify.webhook`` payloads
+    without a ``secret``; looked up at most every ``ttl_s`` per tenant."""
+
+    def __init__(self, runtime: Runtime, ttl_s: float = 5.0) -> None:
+        self.runtime = runtime
+        self.ttl_s = ttl_s
+        self._known: dict[str, tuple[float, bool]] = {}
+
+    async def __call__(self, tenant: str) -> str | None:
+        service = getattr(self.runtime, "secrets", None)
+        if service is None:
+            return None
+        now = time.monotonic()
+        known = self._known.get(tenant)
+        if known is None or known[0] < now:
+            names = {info.name for info in await service.list(tenant)}
+            known = (now + self.ttl_s, DEFAULT_SECRET_NAME in names)
+            self._known[tenant] = known
+        if not known[1]:
+            return None
+        value: str = await service.resolve(
+            tenant, DEFAULT_SECRET_NAME, purpose="notify.webhook signature"
+        )
+        return value
+
+
 def mail_kinds(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
+    """The kinds on this server's pool: sends recorded in the store (once per job), webhooks
+    signed with the tenant's default secret when the payload gives none."""
     mailer = Mailer(smtp_default(settings), _RuntimeArtefacts(runtime))
-    kinds: dict[str, KindHandler] = {"email.send": EmailSendKind(mailer)}
-    kinds.update(notify_kinds(mailer, notify_config(settings)))
+    ledger: SendLedger = runtime.store  # type: ignore[assignment]  # every adapter is one
+    sends = Sends(ledger)
+    kinds: dict[str, KindHandler] = {"email.send": EmailSendKind(mailer, sends)}
+    kinds.update(
+        notify_kinds(
+            mailer,
+            notify_config(settings),
+            sends=sends,
+            default_secret=_DefaultWebhookSecret(runtime),
+        )
+    )
+    retention = runtime.retention
+    if retention is not None and settings.retention_days > 0:
+        keep_s = settings.retention_days * DAY_S
+        retention.add("notification sends", lambda: _purge_sends(ledger, keep_s))
     return kinds
+
+
+async def _purge_sends(ledger: SendLedger, keep_s: float) -> int:
+    """Records of sends older than the jobs' retention (their jobs are gone too)."""
+    before = time.time() - keep_s
+    purged = 0
+    while True:
+        n = await ledger.purge_sends(before, 1000)
+        purged += n
+        if n < 1000:
+            return purged
 
 
 def remote_mail_kinds(settings: Settings) -> dict[str, KindHandler]:

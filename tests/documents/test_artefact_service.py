@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,49 @@ async def test_delete_removes_the_bytes(service: ArtefactService) -> None:
     assert not await service.blobs.exists(blob_key("t1", a.id))
     with pytest.raises(NotFound):
         await service.delete("t1", a.id)
+
+
+async def test_a_put_for_a_known_source_returns_the_first_artefact_and_writes_nothing(
+    service: ArtefactService,
+) -> None:
+    first = await service.put("t1", "a.pdf", "application/pdf", b"one", source_key="mail:w:1:2:0")
+    again = await service.put("t1", "a.pdf", "application/pdf", b"one", source_key="mail:w:1:2:0")
+    assert again == first
+    page = await service.list("t1")
+    assert [a.id for a in page.artefacts] == [first.id]
+    other = await service.put("t1", "b.pdf", "application/pdf", b"two", source_key="mail:w:1:2:1")
+    assert other.id != first.id
+
+
+async def test_a_source_stored_meanwhile_by_another_server_leaves_no_orphan_bytes(
+    service: ArtefactService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers storing one attachment at once: both write bytes, the store keeps one
+    artefact, and the one that lost deletes its bytes."""
+    winner = await service.put("t1", "a.pdf", "application/pdf", b"one", source_key="k")
+    written: list[str] = []
+    deleted: list[str] = []
+    put, delete = service.blobs.put, service.blobs.delete
+
+    async def recording_put(key: str, data: bytes) -> Any:
+        written.append(key)
+        return await put(key, data)
+
+    async def recording_delete(key: str) -> None:
+        deleted.append(key)
+        await delete(key)
+
+    async def not_visible_yet(tenant: str, key: str) -> None:
+        return None  # the other server's row had not committed when this one looked
+
+    monkeypatch.setattr(service.blobs, "put", recording_put)
+    monkeypatch.setattr(service.blobs, "delete", recording_delete)
+    monkeypatch.setattr(service._store, "artefact_for_source", not_visible_yet)
+    kept = await service.put("t1", "a.pdf", "application/pdf", b"one", source_key="k")
+    assert kept == winner
+    assert len(written) == 1 and deleted == written
+    assert not await service.blobs.exists(written[0])
+    assert await service.blobs.exists(blob_key("t1", winner.id))
 
 
 async def test_retention_purges_metadata_and_bytes(blobs: BlobStore) -> None:

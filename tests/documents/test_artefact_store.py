@@ -119,3 +119,18 @@ async def test_the_hit_path_reads_an_artefacts_hash_and_result_at_once(store: An
     )  # fmt: skip
     assert await store.cached_result_for_artefact("other", a.id, "ocr", "o") is None
     assert await store.cached_result_for_artefact("default", new_id(), "ocr", "o") is None
+
+
+async def test_an_artefact_for_a_source_is_stored_once_per_tenant(store: Any) -> None:
+    """The second artefact for the same source key is not stored: the first one is returned;
+    another tenant's source of the same name is its own."""
+    first = _artefact()
+    assert await store.add_artefact_for_source(first, "mail:w:1:7:0") == first
+    again = await store.add_artefact_for_source(_artefact(), "mail:w:1:7:0")
+    assert again == first
+    assert await store.artefact_for_source("default", "mail:w:1:7:0") == first
+    theirs = _artefact("other")
+    assert await store.add_artefact_for_source(theirs, "mail:w:1:7:0") == theirs
+    assert await store.artefact_for_source("default", "mail:w:1:7:1") is None
+    page = await store.list_artefacts(ListArtefactsParams("default"))
+    assert [a.id for a in page.artefacts] == [first.id]

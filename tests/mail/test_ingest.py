@@ -3,9 +3,13 @@ flagged, and is never handled twice — across restarts and two servers racing."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from faena.bootstrap import Runtime
+from faena.domain.artefacts import blob_key
 from faena.domain.jobs import DEFAULT_TENANT
 from faena.domain.runs import Run, RunState
 from faena.ports.workflows import ListRunsParams
@@ -213,6 +217,63 @@ async def test_a_message_seen_again_after_a_crash_starts_no_second_run(
         await session.close()
     assert handled.state == "repeat"
     assert len(await _runs(runtime)) == 1
+
+
+async def test_a_message_read_again_after_a_crash_keeps_the_artefacts_of_its_first_reading(
+    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str, tmp_path: Path
+) -> None:
+    """A crash after the attachments were stored but before the run started: the message is
+    read again, and its attachments are not stored a second time (no orphan artefacts, no
+    orphan bytes); the run refers to the artefacts of the first reading."""
+    from faena.adapters.imap import ImapConnector
+    from faena.services.mail import MailWatcher, NoSecrets
+
+    runtime = await make_runtime(database_url, mail_watch=False, home=tmp_path)
+    await _setup(runtime, dovecot, user)
+    pdfs = [("a.pdf", "application/pdf", b"%PDF-a"), ("b.pdf", "application/pdf", b"%PDF-b")]
+    uid = dovecot.append(user, message("Two PDFs", "see attached", attachments=pdfs))
+    assert runtime.mail is not None and runtime.workflows is not None
+    watch = await runtime.mail.get(T, "invoices")
+
+    class Crash(Exception):
+        pass
+
+    class DiesBeforeTheRun:
+        async def start(self, *args: Any, **kwargs: Any) -> Any:
+            raise Crash
+
+    def watcher(workflows: Any) -> MailWatcher:
+        return MailWatcher(
+            runtime.store,  # type: ignore[arg-type]
+            workflows,
+            runtime.workflows.clock,  # type: ignore[union-attr]
+            connector=ImapConnector(),
+            secrets=NoSecrets(),
+            attachments=runtime.artefacts,
+        )
+
+    session = await ImapConnector().connect(watch, PASSWORD)
+    try:
+        raw = (await session.fetch_many([uid]))[uid]
+        with pytest.raises(Crash):
+            await watcher(DiesBeforeTheRun()).handle(watch, session.uidvalidity, uid, raw)
+        handled = await watcher(runtime.workflows).handle(watch, session.uidvalidity, uid, raw)
+    finally:
+        await session.close()
+    assert handled.state == "ingested" and handled.run_id is not None
+    assert runtime.artefacts is not None
+    stored = (await runtime.artefacts.list(T)).artefacts
+    assert sorted(a.name for a in stored) == ["a.pdf", "b.pdf"]
+    run = await runtime.workflows.get_run(T, handled.run_id)
+    given = [a["artefact_id"] for a in run.inputs["message"]["attachments"]]
+    assert sorted(given) == sorted(a.id for a in stored)
+    root = tmp_path / "artefacts"
+    blobs = sorted(str(f.relative_to(root)) for f in _files(root))
+    assert blobs == sorted(blob_key(T, a.id) for a in stored)
+
+
+def _files(root: Path) -> list[Path]:
+    return [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
 
 
 async def test_two_servers_racing_handle_each_message_once(

@@ -139,6 +139,8 @@ class MailMessageRecord:
     message_id: str | None = None
     subject: str | None = None
     tenant: str = ""  # the watch's (given when recording: saves the store a lookup)
+    # How the workflow was picked: {"by": "rule" | "llm" | "default", "workflow", ...}
+    classification: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,7 @@ class MailMessageRecord:
             "reason": self.reason,
             "message_id": self.message_id,
             "subject": self.subject,
+            "classification": self.classification,
         }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from faena.domain.mail import MailMessageRecord, MailWatch
 
@@ -84,6 +84,34 @@ class MailStore(Protocol):
         """The records among ``uids`` (one query for a batch)."""
 
     async def list_messages(self, params: ListMessagesParams) -> list[MailMessageRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """A completed send of a job (``email.send``, ``notify.*``), recorded right after the
+    server accepted it: a later attempt of the same job returns ``result`` instead of sending
+    again. ``batch`` says which send of the job it was (the kind and a digest of the
+    recipients or the endpoint)."""
+
+    tenant: str
+    job_id: str
+    batch: str
+    kind: str
+    attempt: int
+    result: dict[str, Any]
+    sent_at: float
+
+
+class SendLedger(Protocol):
+    """Where completed sends are kept (every store adapter)."""
+
+    async def find_send(self, tenant: str, job_id: str, batch: str) -> SentRecord | None: ...
+
+    async def record_send(self, record: SentRecord) -> bool:
+        """Insert unless ``(job_id, batch)`` is there already; True when inserted."""
+
+    async def purge_sends(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` records sent before ``before``; return how many."""
 
 
 class MailboxSession(Protocol):

@@ -63,10 +63,19 @@ class ArtefactService:
         data: bytes,
         *,
         job_id: str | None = None,
+        source_key: str | None = None,
     ) -> Artefact:
-        """Store ``data`` as a new artefact. PayloadTooLarge past ``max_bytes``."""
+        """Store ``data`` as a new artefact. PayloadTooLarge past ``max_bytes``.
+
+        With ``source_key`` (where the bytes came from: a mail attachment's watch, UIDVALIDITY,
+        UID and part) it is stored once: a second put for the same key returns the first
+        artefact and writes nothing (a message read again after a crash)."""
         if len(data) > self.max_bytes:
             raise PayloadTooLarge(self._too_large(len(data)))
+        if source_key is not None:
+            found = await self._store.artefact_for_source(tenant, source_key)
+            if found is not None:
+                return found
         artefact_id = new_id()
         ctype = self._content_type(content_type)
         written = await self.blobs.put(blob_key(tenant, artefact_id), data)
@@ -77,6 +86,7 @@ class ArtefactService:
             content_type=ctype,
             written=written,
             job_id=job_id,
+            source_key=source_key,
         )
 
     async def put_stream(
@@ -196,6 +206,7 @@ class ArtefactService:
         content_type: str,
         written: BlobWritten,
         job_id: str | None,
+        source_key: str | None = None,
     ) -> Artefact:
         now = self._clock.now()
         artefact = Artefact(
@@ -210,11 +221,16 @@ class ArtefactService:
             expires_at=now + self._retention_s if self._retention_s > 0 else None,
         )
         try:
-            await self._store.add_artefact(artefact)
+            if source_key is None:
+                await self._store.add_artefact(artefact)
+                return artefact
+            kept = await self._store.add_artefact_for_source(artefact, source_key)
         except BaseException:
             await self._delete_bytes(artefact)
             raise
-        return artefact
+        if kept.id != artefact.id:  # another server stored it first: keep theirs only
+            await self._delete_bytes(artefact)
+        return kept
 
     async def _delete_bytes(self, artefact: Artefact) -> None:
         try:

@@ -58,7 +58,14 @@ class AttachmentStore(Protocol):
     """Where attachments go (the ArtefactService)."""
 
     async def put(
-        self, tenant: str, name: str, content_type: str, data: bytes, *, job_id: str | None = None
+        self,
+        tenant: str,
+        name: str,
+        content_type: str,
+        data: bytes,
+        *,
+        job_id: str | None = None,
+        source_key: str | None = None,
     ) -> Any: ...
 
 
@@ -335,7 +342,7 @@ class MailWatcher:
             await self._record(watch, uidvalidity, uid, "skipped", message)
             return Handled("skipped")
         try:
-            stored = await self._store_attachments(watch, message)
+            stored = await self._store_attachments(watch, uidvalidity, uid, message)
             run, _ = await self.workflows.start(
                 watch.tenant,
                 workflow,
@@ -393,15 +400,23 @@ class MailWatcher:
         )
 
     async def _store_attachments(
-        self, watch: MailWatch, message: ParsedMessage
+        self, watch: MailWatch, uidvalidity: int, uid: int, message: ParsedMessage
     ) -> list[dict[str, Any]]:
+        """Each attachment as an artefact, once per (watch, UIDVALIDITY, UID, part): a message
+        read again after a crash gets the artefacts of its first reading, not new ones."""
         if not message.attachments:
             return []
         if self.attachments is None:
             raise ValidationError("the message has attachments and this server stores no artefacts")
         stored = []
-        for a in message.attachments:
-            artefact = await self.attachments.put(watch.tenant, a.filename, a.content_type, a.data)
+        for part, a in enumerate(message.attachments):
+            artefact = await self.attachments.put(
+                watch.tenant,
+                a.filename,
+                a.content_type,
+                a.data,
+                source_key=f"{run_key(watch.id, uidvalidity, uid)}:{part}",
+            )
             stored.append(
                 {
                     "artefact_id": artefact.id,

@@ -21,11 +21,12 @@ from faena.ports.artefacts import (
 
 
 class _ArtefactState:
-    __slots__ = ("artefacts", "cache")
+    __slots__ = ("artefacts", "cache", "sources")
 
     def __init__(self) -> None:
         self.artefacts: dict[str, Artefact] = {}
         self.cache: dict[CacheKey, tuple[bytes, float]] = {}
+        self.sources: dict[tuple[str, str], str] = {}  # (tenant, source key) -> artefact id
 
 
 class MemoryArtefacts:
@@ -40,6 +41,23 @@ class MemoryArtefacts:
 
     async def add_artefact(self, artefact: Artefact) -> None:
         self._artefact_state().artefacts[artefact.id] = artefact
+
+    async def add_artefact_for_source(self, artefact: Artefact, source_key: str) -> Artefact:
+        found = self._for_source(artefact.tenant, source_key)
+        if found is not None:
+            return found
+        state = self._artefact_state()
+        state.artefacts[artefact.id] = artefact
+        state.sources[(artefact.tenant, source_key)] = artefact.id
+        return artefact
+
+    async def artefact_for_source(self, tenant: str, source_key: str) -> Artefact | None:
+        return self._for_source(tenant, source_key)
+
+    def _for_source(self, tenant: str, source_key: str) -> Artefact | None:
+        state = self._artefact_state()
+        artefact_id = state.sources.get((tenant, source_key))
+        return None if artefact_id is None else state.artefacts.get(artefact_id)
 
     async def get_artefact(self, tenant: str, artefact_id: str) -> Artefact | None:
         found = self._artefact_state().artefacts.get(artefact_id)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import orjson
+
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.mail import MailMessageRecord, MailWatch
-from faena.ports.mail import AcquireWatchParams, AdvanceWatchParams, ListMessagesParams
+from faena.ports.mail import (
+    AcquireWatchParams,
+    AdvanceWatchParams,
+    ListMessagesParams,
+    SentRecord,
+)
 
 
 class MemoryMail:
@@ -16,11 +23,13 @@ class MemoryMail:
 
     _mail_watches: dict[str, MailWatch]
     _mail_messages: dict[tuple[str, int, int], MailMessageRecord]
+    _mail_sends: dict[tuple[str, str], SentRecord]
 
     def _mail(self) -> dict[str, MailWatch]:
         if not hasattr(self, "_mail_watches"):
             self._mail_watches = {}
             self._mail_messages = {}
+            self._mail_sends = {}
         return self._mail_watches
 
     def _named(self, tenant: str, name: str) -> MailWatch | None:
@@ -118,3 +127,25 @@ class MemoryMail:
         ]
         found.sort(key=lambda m: (m.at, m.uid), reverse=True)
         return found[: params.limit]
+
+    async def find_send(self, tenant: str, job_id: str, batch: str) -> SentRecord | None:
+        self._mail()
+        found = self._mail_sends.get((job_id, batch))
+        if found is None or found.tenant != tenant:
+            return None
+        return replace(found, result=orjson.loads(orjson.dumps(found.result)))
+
+    async def record_send(self, record: SentRecord) -> bool:
+        self._mail()
+        key = (record.job_id, record.batch)
+        if key in self._mail_sends:
+            return False
+        self._mail_sends[key] = replace(record, result=orjson.loads(orjson.dumps(record.result)))
+        return True
+
+    async def purge_sends(self, before: float, limit: int = 1000) -> int:
+        self._mail()
+        gone = [k for k, r in self._mail_sends.items() if r.sent_at < before][:limit]
+        for key in gone:
+            del self._mail_sends[key]
+        return len(gone)

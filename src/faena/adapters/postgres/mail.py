@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 from faena.adapters import mail_rows
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.mail import MailMessageRecord, MailWatch
-from faena.ports.mail import AcquireWatchParams, AdvanceWatchParams, ListMessagesParams
+from faena.ports.mail import (
+    AcquireWatchParams,
+    AdvanceWatchParams,
+    ListMessagesParams,
+    SentRecord,
+)
 
 _WATCH = f"SELECT {mail_rows.WATCH_COLUMNS} FROM mail_watches"
 _MESSAGE = f"SELECT {mail_rows.MESSAGE_COLUMNS} FROM mail_messages"
@@ -116,13 +121,13 @@ class PostgresMail:
             inserted = await conn.fetchval(
                 "WITH w AS (SELECT tenant FROM mail_watches WHERE id = $1), "
                 "ins AS (INSERT INTO mail_messages (watch_id, uidvalidity, uid, tenant, state, "
-                "at, run_id, reason, message_id, subject) "
-                "SELECT $1, $2, $3, w.tenant, $4, $5, $6, $7, $8, $9 FROM w "
+                "at, run_id, reason, message_id, subject, classification) "
+                "SELECT $1, $2, $3, w.tenant, $4, $5, $6, $7, $8, $9, $10 FROM w "
                 "ON CONFLICT DO NOTHING RETURNING 1) "
                 "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM w) THEN -1 "
                 "ELSE (SELECT count(*) FROM ins) END",
                 m.watch_id, m.uidvalidity, m.uid, m.state, m.at, m.run_id, m.reason,
-                m.message_id, m.subject,
+                m.message_id, m.subject, mail_rows.classification_json(m),
             )  # fmt: skip
         if inserted == -1:
             raise NotFound(f"no mail watch {m.watch_id!r}")
@@ -166,3 +171,33 @@ class PostgresMail:
                 p.limit,
             )
         return [mail_rows.message(r) for r in rows]
+
+    async def find_send(self, tenant: str, job_id: str, batch: str) -> SentRecord | None:
+        async with self._connection("reading a recorded send") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {mail_rows.SEND_COLUMNS} FROM notification_sends "
+                "WHERE job_id = $1 AND batch = $2 AND tenant = $3",
+                job_id,
+                batch,
+                tenant,
+            )
+        return None if row is None else mail_rows.send(row)
+
+    async def record_send(self, record: SentRecord) -> bool:
+        async with self._connection("recording a send") as conn:
+            status = await conn.execute(
+                f"INSERT INTO notification_sends ({mail_rows.SEND_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                *mail_rows.send_values(record),
+            )
+        return bool(status == "INSERT 0 1")
+
+    async def purge_sends(self, before: float, limit: int = 1000) -> int:
+        async with self._connection("purging recorded sends") as conn:
+            status: str = await conn.execute(
+                "DELETE FROM notification_sends WHERE ctid IN (SELECT ctid FROM "
+                "notification_sends WHERE sent_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                before,
+                limit,
+            )
+        return int(status.rsplit(" ", 1)[-1])

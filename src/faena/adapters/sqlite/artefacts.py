@@ -28,6 +28,10 @@ T = TypeVar("T")
 _COLUMNS = "id, tenant, name, content_type, size, sha256, created_at, job_id, expires_at"
 ADD = f"INSERT INTO artefacts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 GET = f"SELECT {_COLUMNS} FROM artefacts WHERE id = ? AND tenant = ?"
+ADD_FOR_SOURCE = f"""INSERT INTO artefacts ({_COLUMNS}, source_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant, source_key) WHERE source_key IS NOT NULL DO NOTHING"""
+FOR_SOURCE = f"SELECT {_COLUMNS} FROM artefacts WHERE tenant = ? AND source_key = ?"
 LIST = f"""SELECT {_COLUMNS} FROM artefacts
 WHERE tenant = ? AND id < coalesce(?, '~') AND (? IS NULL OR job_id = ?)
 ORDER BY id DESC LIMIT ?"""
@@ -70,6 +74,23 @@ def add_artefact(conn: sqlite3.Connection, a: Artefact) -> None:
             (a.id, a.tenant, a.name, a.content_type, a.size, a.sha256, a.created_at, a.job_id,
              a.expires_at),
         )  # fmt: skip
+
+
+def add_artefact_for_source(conn: sqlite3.Connection, args: tuple[Artefact, str]) -> Artefact:
+    a, source_key = args
+    with transaction(conn):
+        conn.execute(
+            ADD_FOR_SOURCE,
+            (a.id, a.tenant, a.name, a.content_type, a.size, a.sha256, a.created_at, a.job_id,
+             a.expires_at, source_key),
+        )  # fmt: skip
+        row = conn.execute(FOR_SOURCE, (a.tenant, source_key)).fetchone()
+    return _artefact(row)
+
+
+def artefact_for_source(conn: sqlite3.Connection, args: tuple[str, str]) -> Artefact | None:
+    row = conn.execute(FOR_SOURCE, args).fetchone()
+    return None if row is None else _artefact(row)
 
 
 def get_artefact(conn: sqlite3.Connection, args: tuple[str, str]) -> Artefact | None:
@@ -146,6 +167,12 @@ class SqliteArtefacts:
 
     async def add_artefact(self, artefact: Artefact) -> None:
         await self._write(add_artefact, artefact)
+
+    async def add_artefact_for_source(self, artefact: Artefact, source_key: str) -> Artefact:
+        return await self._write(add_artefact_for_source, (artefact, source_key))
+
+    async def artefact_for_source(self, tenant: str, source_key: str) -> Artefact | None:
+        return await self._read(artefact_for_source, (tenant, source_key))
 
     async def get_artefact(self, tenant: str, artefact_id: str) -> Artefact | None:
         return await self._read(get_artefact, (tenant, artefact_id))

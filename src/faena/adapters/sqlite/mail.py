@@ -13,7 +13,12 @@ from faena.adapters import mail_rows
 from faena.adapters.sqlite.connection import transaction
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.mail import MailMessageRecord, MailWatch
-from faena.ports.mail import AcquireWatchParams, AdvanceWatchParams, ListMessagesParams
+from faena.ports.mail import (
+    AcquireWatchParams,
+    AdvanceWatchParams,
+    ListMessagesParams,
+    SentRecord,
+)
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -91,8 +96,8 @@ def record_message(conn: sqlite3.Connection, m: MailMessageRecord) -> bool:
             raise NotFound(f"no mail watch {m.watch_id!r}")
         cur = conn.execute(
             "INSERT INTO mail_messages (watch_id, uidvalidity, uid, tenant, state, at, run_id, "
-            "reason, message_id, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
+            "reason, message_id, subject, classification) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             mail_rows.message_values(m, row[0]),
         )
     return cur.rowcount == 1
@@ -124,6 +129,34 @@ def list_messages(conn: sqlite3.Connection, p: ListMessagesParams) -> list[MailM
         (p.tenant, p.watch_id, p.state, p.state, p.limit),
     )
     return [mail_rows.message(r) for r in rows]
+
+
+def find_send(conn: sqlite3.Connection, key: tuple[str, str, str]) -> SentRecord | None:
+    row = conn.execute(
+        f"SELECT {mail_rows.SEND_COLUMNS} FROM notification_sends "
+        "WHERE job_id = ? AND batch = ? AND tenant = ?",
+        (key[1], key[2], key[0]),
+    ).fetchone()
+    return None if row is None else mail_rows.send(row)
+
+
+def record_send(conn: sqlite3.Connection, record: SentRecord) -> bool:
+    with transaction(conn):
+        cur = conn.execute(
+            f"INSERT INTO notification_sends ({mail_rows.SEND_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            mail_rows.send_values(record),
+        )
+    return cur.rowcount == 1
+
+
+def purge_sends(conn: sqlite3.Connection, args: tuple[float, int]) -> int:
+    with transaction(conn):
+        return conn.execute(
+            "DELETE FROM notification_sends WHERE rowid IN "
+            "(SELECT rowid FROM notification_sends WHERE sent_at < ? LIMIT ?)",
+            args,
+        ).rowcount
 
 
 class SqliteMail:
@@ -176,3 +209,12 @@ class SqliteMail:
 
     async def list_messages(self, params: ListMessagesParams) -> list[MailMessageRecord]:
         return await self._read(list_messages, params)
+
+    async def find_send(self, tenant: str, job_id: str, batch: str) -> SentRecord | None:
+        return await self._read(find_send, (tenant, job_id, batch))
+
+    async def record_send(self, record: SentRecord) -> bool:
+        return await self._write(record_send, record)
+
+    async def purge_sends(self, before: float, limit: int = 1000) -> int:
+        return await self._write(purge_sends, (before, limit))

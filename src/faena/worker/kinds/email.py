@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ssl as tls
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -29,6 +29,7 @@ from faena.domain.errors import FaenaError, ValidationError
 from faena.domain.jobs import Job
 from faena.domain.logs import LogStream
 from faena.ports.executor import ExecutionSink
+from faena.worker.kinds.sends import Sends, batch_of, message_id
 from faena.worker.outcome import Outcome, describe, failed
 
 MAX_RENDERED = 1_000_000
@@ -342,7 +343,15 @@ class Mailer:
         self.default = default
         self.artefacts = artefacts
 
-    async def build(self, spec: EmailSpec, tenant: str) -> Built:
+    async def build(
+        self,
+        spec: EmailSpec,
+        tenant: str,
+        *,
+        message_id_for: Callable[[str], str] | None = None,
+    ) -> Built:
+        """The message; ``message_id_for`` maps the sender's domain to its Message-ID (derived
+        from the job, so every attempt sends the same one); without it, a random one."""
         smtp = spec.smtp.over(self.default)
         if smtp.host is None:
             raise ValidationError(
@@ -362,8 +371,13 @@ class Mailer:
             msg["Reply-To"] = spec.reply_to
         msg["Subject"] = " ".join(render(spec.subject, spec.data).split())
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        domain = sender.rpartition("@")[2]
+        msg["Message-ID"] = (
+            message_id_for(domain) if message_id_for else make_msgid(domain=domain or None)
+        )
         for name, value in spec.headers.items():
+            if name.lower() == "message-id":  # the caller's own wins
+                del msg["Message-ID"]
             msg[name] = value
         text = render(spec.text, spec.data) if spec.text is not None else None
         html = render(spec.html, spec.data, html=True) if spec.html is not None else None
@@ -430,10 +444,13 @@ class Mailer:
 
 
 class EmailSendKind:
-    """``email.send``: a :class:`~faena.ports.executor.KindHandler`."""
+    """``email.send``: a :class:`~faena.ports.executor.KindHandler`. Sends once per job
+    (:mod:`faena.worker.kinds.sends`): a later attempt of a job whose message was accepted
+    returns the recorded result; the Message-ID is the same on every attempt."""
 
-    def __init__(self, mailer: Mailer) -> None:
+    def __init__(self, mailer: Mailer, sends: Sends | None = None) -> None:
         self.mailer = mailer
+        self.sends = sends or Sends(None)
 
     def validate(self, payload: Any) -> None:
         parse_email(payload)
@@ -441,12 +458,23 @@ class EmailSendKind:
     async def run(self, job: Job, sink: ExecutionSink) -> Outcome:
         try:
             spec = parse_email(job.payload)
-            built = await self.mailer.build(spec, job.tenant)
+        except FaenaError as e:
+            return failed(f"email.send: {e.message}", retryable=False)
+        batch = batch_of("email.send", spec.recipients)
+        recorded = await self.sends.recorded(job, batch, sink)
+        if recorded is not None:
+            return recorded
+        try:
+            built = await self.mailer.build(
+                spec, job.tenant, message_id_for=lambda domain: message_id([job.id], batch, domain)
+            )
         except FaenaError as e:
             return failed(f"email.send: {e.message}", retryable=False)
         subject, count = built.message["Subject"], len(built.recipients)
         sink.log(LogStream.STDOUT, f"sending {subject!r} to {count} via {built.smtp.address}\n")
-        return await self.mailer.send(built)
+        outcome = await self.mailer.send(built)
+        await self.sends.record(job, batch, outcome)
+        return outcome
 
     async def aclose(self) -> None:
         return None

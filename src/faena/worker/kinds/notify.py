@@ -14,12 +14,16 @@ Slack-compatible incoming webhook) and ``notify.email`` (a short email).
   a row it opens and attempts fail at once, without calling the endpoint, for
   ``breaker_reset_s``; then one attempt probes it.
 - Recorded: the job's result is the delivery status: endpoint, HTTP status, latency, attempt.
+- Once per job: a successful delivery is recorded in the store (:mod:`.sends`); a later attempt
+  of the same job returns it instead of delivering again.
+- Signed: ``notify.webhook`` signs with the payload's ``secret``, else with the tenant's secret
+  ``NOTIFY_WEBHOOK_SECRET`` when it has one (on a server's own pool).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,9 +49,12 @@ from faena.worker.kinds.notify_delivery import (
     NotifyConfig,
     endpoint_of,
 )
-from faena.worker.outcome import Outcome, failed
+from faena.worker.kinds.sends import Sends, batch_of, message_id
+from faena.worker.outcome import Outcome, describe, failed
 
-__all__ = ["NotifyConfig", "notify_kinds"]
+__all__ = ["DEFAULT_SECRET_NAME", "NotifyConfig", "notify_kinds"]
+DEFAULT_SECRET_NAME = "NOTIFY_WEBHOOK_SECRET"  # the tenant's default webhook signing secret
+DefaultSecret = Callable[[str], Awaitable[str | None]]  # tenant -> its default secret, if any
 MAX_TIMEOUT_S = 300.0
 
 
@@ -147,10 +154,20 @@ def parse_webhook(payload: Any) -> WebhookSpec:
 
 
 class NotifyWebhookKind:
-    def __init__(self, http: HttpDelivery, breakers: Breakers, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        http: HttpDelivery,
+        breakers: Breakers,
+        clock: Callable[[], float],
+        *,
+        sends: Sends | None = None,
+        default_secret: DefaultSecret | None = None,
+    ) -> None:
         self.http = http
         self.breakers = breakers
         self.clock = clock
+        self.sends = sends or Sends(None)
+        self.default_secret = default_secret
 
     def validate(self, payload: Any) -> None:
         parse_webhook(payload)
@@ -160,17 +177,32 @@ class NotifyWebhookKind:
             spec = parse_webhook(job.payload)
         except FaenaError as e:
             return failed(e.message, retryable=False)
+        batch = batch_of("notify.webhook", [spec.url])
+        recorded = await self.sends.recorded(job, batch, sink)
+        if recorded is not None:
+            return recorded
+        secret = spec.secret
+        if secret is None and self.default_secret is not None:
+            try:
+                secret = await self.default_secret(job.tenant)
+            except FaenaError as e:  # the tenant has one but it cannot be read: never unsigned
+                return failed(f"{DEFAULT_SECRET_NAME}: {e.message}", retryable=False)
+            except Exception as e:
+                return failed(f"{DEFAULT_SECRET_NAME} cannot be read: {describe(e)}")
         body = orjson.dumps(spec.body)
         ts = int(self.clock())
         headers = {**spec.headers, EVENT_TYPE_HEADER: spec.event, TIMESTAMP_HEADER: str(ts)}
-        if spec.secret:
-            headers[SIGNATURE_HEADER] = sign(spec.secret, ts, body)
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, ts, body)
         endpoint = endpoint_of(spec.url)
         outcome = await self.breakers.call(
             endpoint,
             lambda: self.http.post(spec.url, body, headers, spec.timeout_s, job.attempts),
         )
+        if outcome.succeeded and isinstance(outcome.result, dict):
+            outcome = Outcome(True, {**outcome.result, "signed": bool(secret)})
         _log(sink, endpoint, outcome)
+        await self.sends.record(job, batch, outcome)
         return outcome
 
     async def aclose(self) -> None:
@@ -220,9 +252,16 @@ def parse_slack(payload: Any) -> SlackSpec:
 
 
 class NotifySlackKind:
-    def __init__(self, http: HttpDelivery, breakers: Breakers, config: NotifyConfig) -> None:
+    def __init__(
+        self,
+        http: HttpDelivery,
+        breakers: Breakers,
+        config: NotifyConfig,
+        sends: Sends | None = None,
+    ) -> None:
         self.http = http
         self.breakers = breakers
+        self.sends = sends or Sends(None)
         self.grouper: Grouper[SlackSpec] = Grouper(config.group_s, config.max_group, self._send)
 
     def validate(self, payload: Any) -> None:
@@ -243,8 +282,13 @@ class NotifySlackKind:
             return failed(e.message, retryable=False)
         spec = SlackSpec(spec.url, spec.text, spec.extras, spec.timeout_s, job.attempts)
         key = spec.url + "|" + orjson.dumps(spec.extras, option=orjson.OPT_SORT_KEYS).decode()
+        batch = batch_of("notify.slack", [key])
+        recorded = await self.sends.recorded(job, batch, sink)
+        if recorded is not None:
+            return recorded
         outcome = await self.grouper.submit(key, spec)
         _log(sink, endpoint_of(spec.url), outcome)
+        await self.sends.record(job, batch, outcome)
         return outcome
 
     async def aclose(self) -> None:
@@ -262,6 +306,8 @@ class _Mail:
     tenant: str
     subject: str
     text: str
+    job_id: str = ""
+    batch: str = ""
 
 
 def parse_notify_email(payload: Any) -> EmailSpec:
@@ -289,9 +335,16 @@ def parse_notify_email(payload: Any) -> EmailSpec:
 class NotifyEmailKind:
     """Short emails; several to the same recipients within the window become one digest."""
 
-    def __init__(self, mailer: Mailer, breakers: Breakers, config: NotifyConfig) -> None:
+    def __init__(
+        self,
+        mailer: Mailer,
+        breakers: Breakers,
+        config: NotifyConfig,
+        sends: Sends | None = None,
+    ) -> None:
         self.mailer = mailer
         self.breakers = breakers
+        self.sends = sends or Sends(None)
         self.grouper: Grouper[_Mail] = Grouper(config.group_s, config.max_group, self._send)
 
     def validate(self, payload: Any) -> None:
@@ -310,8 +363,13 @@ class NotifyEmailKind:
                 sender=first.spec.sender,
                 smtp=first.spec.smtp,
             )
+        ids = [m.job_id for m in mails]
         try:
-            built = await self.mailer.build(spec, first.tenant)
+            built = await self.mailer.build(
+                spec,
+                first.tenant,
+                message_id_for=lambda domain: message_id(ids, first.batch, domain),
+            )
         except FaenaError as e:
             return failed(e.message, retryable=False)
         return await self.breakers.call(
@@ -331,8 +389,14 @@ class NotifyEmailKind:
         key = "|".join(
             [",".join(sorted(spec.to)), spec.sender or "", spec.smtp.host or "", job.tenant]
         )
-        outcome = await self.grouper.submit(key, _Mail(plain, job.tenant, subject, text))
+        batch = batch_of("notify.email", spec.to)
+        recorded = await self.sends.recorded(job, batch, sink)
+        if recorded is not None:
+            return recorded
+        mail = _Mail(plain, job.tenant, subject, text, job.id, batch)
+        outcome = await self.grouper.submit(key, mail)
         _log(sink, "email to " + ", ".join(spec.to), outcome)
+        await self.sends.record(job, batch, outcome)
         return outcome
 
     async def aclose(self) -> None:
@@ -343,9 +407,15 @@ class NotifyEmailKind:
 
 
 def notify_kinds(
-    mailer: Mailer, config: NotifyConfig, clock: Callable[[], float] = time.time
+    mailer: Mailer,
+    config: NotifyConfig,
+    clock: Callable[[], float] = time.time,
+    *,
+    sends: Sends | None = None,
+    default_secret: DefaultSecret | None = None,
 ) -> dict[str, Any]:
-    """The three notification kinds, sharing one HTTP client and one set of breakers."""
+    """The three notification kinds, sharing one HTTP client, one set of breakers and the
+    ledger of sends (None: a worker without a store)."""
     http = HttpDelivery()
     breakers = Breakers(config)
 
@@ -354,7 +424,9 @@ def notify_kinds(
             await http.aclose()
 
     return {
-        "notify.webhook": _Closer(http, breakers, clock),
-        "notify.slack": NotifySlackKind(http, breakers, config),
-        "notify.email": NotifyEmailKind(mailer, breakers, config),
+        "notify.webhook": _Closer(
+            http, breakers, clock, sends=sends, default_secret=default_secret
+        ),
+        "notify.slack": NotifySlackKind(http, breakers, config, sends),
+        "notify.email": NotifyEmailKind(mailer, breakers, config, sends),
     }
