@@ -5,6 +5,7 @@ Each test saves a screenshot of its page (see the ``screenshots`` fixture)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -22,6 +23,7 @@ except ImportError:  # pragma: no cover - the dev extra installs it
         raise
     pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
+from tests.ui.browser import requests_to
 from tests.ui.server import UiServer
 
 TIMEOUT_MS = 10_000
@@ -118,17 +120,44 @@ def test_the_jobs_list_pages_with_cursors(page: Any, server: UiServer) -> None:
     page.wait_for_selector("#jobs tbody tr[data-id]")
     first = page.locator("#jobs tbody tr[data-id]").count()
     assert first == 50
+    newest = page.locator("#jobs tbody tr[data-id]").first.get_attribute("data-id")
+    assert page.locator("#prev").is_disabled()
+    page.click("#next")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(10)
+    page.click("#prev")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(50)
+    expect(page.locator("#jobs tbody tr[data-id]").first).to_have_attribute("data-id", newest)
+    assert page.locator("#prev").is_disabled()
     page.click("#next")
     expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(10)
     page.click("#first")
     expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(50)
 
 
-def test_a_job_page_follows_its_log_live(page: Any, server: UiServer, screenshots: Path) -> None:
+def submit_through_the_form(page: Any, kind: str, payload: str, **fields: str) -> None:
+    page.click("#new-job summary")
+    page.fill("#submit input[name=kind]", kind)
+    page.fill("#submit textarea[name=payload]", payload)
+    for name, value in fields.items():
+        page.fill(f"#submit input[name={name}]", value)
+    page.click("#submit button[type=submit]")
+
+
+def test_a_job_submitted_on_the_jobs_page_succeeds_with_its_log_live(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    """Sign in, submit a job through the dashboard, watch it reach succeeded and its log
+    lines appear while it runs."""
     command = "for i in 1 2 3 4; do echo line $i; sleep 0.5; done; echo oops >&2"
     sign_in(page, server)
-    job = server.submit("shell", {"command": command})
-    page.goto(f"{server.url}/ui/jobs/{job['id']}")
+    page.goto(server.url + "/ui/jobs")
+    submit_through_the_form(
+        page, "shell", json.dumps({"command": command}), queue="ui-submit", priority="7"
+    )
+    page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f-]{36}$"))
+    job = server.api("GET", "/v1/jobs/" + page.url.rsplit("/", 1)[-1])
+    assert (job["kind"], job["queue"], job["priority"]) == ("shell", "ui-submit", 7)
+    assert job["payload"] == {"command": command}
     page.wait_for_selector("#log span:has-text('line 1')")
     # the first line is on screen while the job still runs: it streamed in live
     assert "line 4" not in page.inner_text("#log")
@@ -139,6 +168,32 @@ def test_a_job_page_follows_its_log_live(page: Any, server: UiServer, screenshot
     assert [f"line {i}" in log for i in range(1, 5)] == [True] * 4
     assert page.locator("#cancel").is_hidden()
     shot(page, screenshots, "job")
+
+
+def test_the_submit_form_shows_what_is_wrong_and_submits_nothing_then(
+    page: Any, server: UiServer, screenshots: Path
+) -> None:
+    sign_in(page, server)
+    page.goto(server.url + "/ui/jobs")
+    posts = requests_to(page, "/v1/jobs")
+    submit_through_the_form(page, "noop", '{"unclosed": ')
+    expect(page.locator("#submit-error")).to_contain_text("Payload is not valid JSON")
+    expect(page.locator("#submit textarea[name=payload]")).to_have_attribute("aria-invalid", "true")
+    page.fill("#submit textarea[name=payload]", "")
+    page.fill("#submit input[name=priority]", "1.5")
+    page.click("#submit button[type=submit]")
+    expect(page.locator("#submit-error")).to_contain_text("whole number")
+    page.fill("#submit input[name=priority]", "0")
+    page.fill("#submit input[name=kind]", " ")
+    page.click("#submit button[type=submit]")
+    expect(page.locator("#submit-error")).to_have_text("Kind is required.")
+    assert [u for u in posts if "/v1/jobs?" not in u] == []  # refused before any request
+    # What only the server knows (here: no worker serves the kind) comes back as its message.
+    page.fill("#submit input[name=kind]", "no-such-kind")
+    page.click("#submit button[type=submit]")
+    expect(page.locator("#submit-error")).to_contain_text("no-such-kind")
+    assert "/ui/jobs" in page.url and "/ui/jobs/" not in page.url
+    shot(page, screenshots, "jobs-submit-error")
 
 
 def test_the_cancel_button_cancels_a_running_job(page: Any, server: UiServer) -> None:

@@ -1,5 +1,6 @@
 "use strict";
-// Jobs: server-side pagination with cursors; filters live in the URL so links can be shared.
+// Jobs: server-side pagination with cursors (older, newer, newest); filters live in the URL so
+// links can be shared; a form submits a job and opens its page (state and log follow live).
 Faena.page(async () => {
   const { h, api, badge, when, took, jobLink, fill } = Faena;
   const form = document.getElementById("filters");
@@ -30,6 +31,7 @@ Faena.page(async () => {
     fill(tbody, page.jobs.map(row), 7, "No jobs match.");
     document.getElementById("next").disabled = !next;
     document.getElementById("first").disabled = !cursor;
+    document.getElementById("prev").disabled = !cursor;
     document.getElementById("page-info").textContent = `page ${stack.length + 1} · ${page.jobs.length} jobs`;
     document.getElementById("fresh").hidden = true;
   }
@@ -57,9 +59,11 @@ Faena.page(async () => {
   document.getElementById("go").addEventListener("click", open);
   form.elements.id.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); open(); } });
   document.getElementById("next").addEventListener("click", () => { stack.push(cursor); cursor = next; load(); });
+  document.getElementById("prev").addEventListener("click", () => { cursor = stack.pop() || null; load(); });
   document.getElementById("first").addEventListener("click", () => { stack.length = 0; cursor = null; load(); });
   document.getElementById("reload").addEventListener("click", load);
 
+  submitting(document.getElementById("submit"));
   await load();
   Faena.events({ types: "job.state" }, (ev) => {
     const tr = rows.get(ev.job_id);
@@ -70,3 +74,42 @@ Faena.page(async () => {
     }
   });
 });
+
+// The submit form: checked here first (kind, payload JSON, priority range), then by the API,
+// whose message is shown as it is (an unknown kind, a missing scope, ...).
+function submitting(form) {
+  const MAX_PRIORITY = 1000000; // as the API: a priority from -1,000,000 to 1,000,000
+  const error = document.getElementById("submit-error");
+  const button = form.querySelector("button[type=submit]");
+  const f = form.elements;
+  const refuse = (field, message) => {
+    if (field) f[field].setAttribute("aria-invalid", "true");
+    error.textContent = message;
+    error.hidden = false;
+  };
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.hidden = true;
+    for (const name of ["kind", "queue", "priority", "payload"]) f[name].removeAttribute("aria-invalid");
+    const kind = f.kind.value.trim();
+    if (!kind) return refuse("kind", "Kind is required.");
+    let payload = null;
+    if (f.payload.value.trim()) {
+      try { payload = JSON.parse(f.payload.value); } catch (err) { return refuse("payload", "Payload is not valid JSON: " + err.message); }
+    }
+    const priority = Number(f.priority.value.trim() || "0");
+    if (!Number.isInteger(priority) || Math.abs(priority) > MAX_PRIORITY) {
+      return refuse("priority", `Priority must be a whole number from -${MAX_PRIORITY} to ${MAX_PRIORITY}.`);
+    }
+    const body = { kind, payload, priority };
+    if (f.queue.value.trim()) body.queue = f.queue.value.trim();
+    button.disabled = true;
+    try {
+      const job = await Faena.api("/v1/jobs", { method: "POST", body });
+      location.href = Faena.UI + "/jobs/" + encodeURIComponent(job.id);
+    } catch (err) {
+      refuse(null, err.message);
+      button.disabled = false;
+    }
+  });
+}
