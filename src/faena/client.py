@@ -220,8 +220,11 @@ class Client:
         kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
     ) -> JobPage:
+        """Newest first; ``parent_id``: the children of that job (an agent's tool calls)."""
         params = {"state": _states(state), "queue": queue, "kind": kind, "limit": limit}
+        params["parent_id"] = parent_id
         data = self._call("GET", "/v1/jobs", params={**params, "cursor": cursor})
         return JobPage([Job.from_json(j) for j in data["jobs"]], data.get("next_cursor"))
 
@@ -623,8 +626,11 @@ class AsyncClient:
         kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
     ) -> JobPage:
+        """Newest first; ``parent_id``: the children of that job (an agent's tool calls)."""
         params = {"state": _states(state), "queue": queue, "kind": kind, "limit": limit}
+        params["parent_id"] = parent_id
         data = await self._call("GET", "/v1/jobs", params={**params, "cursor": cursor})
         return JobPage([Job.from_json(j) for j in data["jobs"]], data.get("next_cursor"))
 

@@ -72,6 +72,7 @@ class Job:
     concurrency_key: str | None = None
     resources: dict[str, float] | None = None  # what an attempt needs of a worker, if declared
     progress: dict[str, Any] | None = None  # {"fraction", "message"} a running task reported
+    parent_id: str | None = None  # the job that spawned it (an agent's tool call)
 
     @property
     def is_terminal(self) -> bool:
@@ -106,6 +107,7 @@ class Job:
             concurrency_key=data.get("concurrency_key"),
             resources=data.get("resources"),
             progress=data.get("progress"),
+            parent_id=data.get("parent_id"),
         )
 
 

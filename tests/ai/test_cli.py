@@ -11,6 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from faena.cli import main
+from faena.client import Client
+from faena.domain.jobs import DEFAULT_TENANT
+from faena.services.orchestrator import JobRequest
 from tests.api.live import LiveServer
 
 
@@ -72,3 +75,28 @@ def test_bad_input_is_one_clear_line(faena: Any) -> None:
     assert r.stderr.strip() == "faena: body.base_url must be an http(s) URL"
     r = faena("llm", "providers", "rm", "missing")
     assert r.exit_code != 0 and "LLM provider 'missing' not found" in r.stderr
+
+
+def test_jobs_list_parent_shows_a_jobs_children(faena: Any, server: LiveServer) -> None:
+    assert server.faena is not None
+    orchestrator = server.faena.runtime.orchestrator
+    (parent,) = server.call(orchestrator.submit(DEFAULT_TENANT, [JobRequest("noop")]))
+    children = server.call(
+        orchestrator.submit(
+            DEFAULT_TENANT,
+            [
+                JobRequest("noop", parent_id=parent.job.id),
+                JobRequest("noop", parent_id=parent.job.id),
+            ],
+        )
+    )
+    page = json.loads(faena("jobs", "list", "--parent", parent.job.id, "--json").stdout)
+    assert sorted(j["id"] for j in page["jobs"]) == sorted(c.job.id for c in children)
+    assert {j["parent_id"] for j in page["jobs"]} == {parent.job.id}
+    table = faena("jobs", "list", "--parent", parent.job.id).stdout
+    assert all(c.job.id in table for c in children) and parent.job.id not in table
+    shown = faena("jobs", "show", children[0].job.id).stdout
+    assert f"parent           {parent.job.id}" in shown
+    with Client(server.url, api_key=server.api_key) as client:
+        listed = client.list_jobs(parent_id=parent.job.id)
+    assert {j.parent_id for j in listed.jobs} == {parent.job.id} and len(listed.jobs) == 2

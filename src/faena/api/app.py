@@ -65,7 +65,7 @@ def create_app(
         from faena.api.routes.hooks import hooks_router
         from faena.api.routes.workflows import workflows_router
 
-        app.include_router(workflows_router(automation.workflows, auth))
+        app.include_router(workflows_router(automation.workflows, auth, orchestrator))
         app.include_router(hooks_router(automation.hooks, automation.webhooks, auth))
     if workers is not None:  # faena.bootstrap_workers.WorkerPlane (issue 4)
         from faena.api.routes.workers import workers_router

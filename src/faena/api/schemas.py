@@ -189,6 +189,8 @@ def job_to_json(job: Job) -> dict[str, Any]:
     }
     if job.resources is not None:  # only when declared: the v1 job object stays as it was
         out["resources"] = job.resources
+    if job.parent_id is not None:  # only for a spawned job (an agent's tool call)
+        out["parent_id"] = job.parent_id
     return out
 
 
@@ -240,6 +242,9 @@ class JobOut(BaseModel):
     idempotency_key: str | None
     concurrency_key: str | None
     resources: dict[str, float] | None = None
+    parent_id: str | None = Field(
+        default=None, description="the job that spawned this one (an agent's tool call)"
+    )
     placement: str | None = Field(
         default=None, description="why a queued job is not placed yet (single job reads only)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from faena.api.schemas import iso
+from faena.domain.jobs import Job
 from faena.domain.runs import (
     Delivery,
     Run,
@@ -65,6 +66,19 @@ def step_to_json(step: StepRun) -> dict[str, Any]:
         "error": step.error,
         "started_at": iso(step.started_at),
         "finished_at": iso(step.finished_at),
+    }
+
+
+def child_to_json(job: Job) -> dict[str, Any]:
+    """A job a step's job spawned (an agent's tool call), as a run lists it."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.value,
+        "parent_id": job.parent_id,
+        "error": job.error,
+        "created_at": iso(job.created_at),
+        "finished_at": iso(job.finished_at),
     }
 
 

@@ -120,6 +120,7 @@ def jobs() -> None:
 @click.option("--kind", metavar="K")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", metavar="C", help="the next_cursor of the previous page")
+@click.option("--parent", metavar="ID", help="the children of this job (an agent's tool calls)")
 @json_option
 @pass_cli
 def list_jobs(
@@ -130,10 +131,11 @@ def list_jobs(
     kind: str | None,
     limit: int,
     cursor: str | None,
+    parent: str | None,
 ) -> None:
     """List jobs, newest first."""
     page = cli.client().list_jobs(
-        state=states or None, queue=queue, kind=kind, limit=limit, cursor=cursor
+        state=states or None, queue=queue, kind=kind, limit=limit, cursor=cursor, parent_id=parent
     )
     if cli.json:
         print_json(page)

@@ -108,6 +108,7 @@ def print_job_details(job: Job) -> None:
         ("timeout", f"{job.timeout_s:g}s" if job.timeout_s else None),
         ("idempotency key", job.idempotency_key),
         ("concurrency key", job.concurrency_key),
+        ("parent", job.parent_id),
     ]
     width = max(len(name) for name, _ in fields)
     for name, value in fields:

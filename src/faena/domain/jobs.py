@@ -85,6 +85,7 @@ class JobSpec:
     backoff_max_s: float = 300.0
     traceparent: str | None = None  # W3C trace context of the submitter (tracing on)
     resources: dict[str, float] | None = None  # {"cpu": 1, "memory_mb": 512}: for placement
+    parent_id: str | None = None  # the job that spawned this one (an agent's tool call)
 
     def validate(self) -> JobSpec:
         _check_name("kind", self.kind)
@@ -100,7 +101,7 @@ class JobSpec:
             raise ValidationError("concurrency_limit must be between 1 and 10000")
         if not 0 <= self.backoff_s <= 86_400 or not 0 <= self.backoff_max_s <= 7 * 86_400:
             raise ValidationError("backoff_s and backoff_max_s must be non-negative and bounded")
-        for key in (self.idempotency_key, self.concurrency_key):
+        for key in (self.idempotency_key, self.concurrency_key, self.parent_id):
             if key is not None and not 0 < len(key) <= MAX_NAME_LENGTH:
                 raise ValidationError(f"keys must be 1 to {MAX_NAME_LENGTH} characters")
         if self.resources is not None:
@@ -151,6 +152,7 @@ class Job:
     backoff_max_s: float = 300.0
     traceparent: str | None = None
     resources: dict[str, float] | None = None  # what it declared it needs (remote placement)
+    parent_id: str | None = None  # the job that spawned it (an agent's tool call); None: none
 
     @classmethod
     def from_spec(cls, job_id: str, spec: JobSpec, now: float) -> Job:
@@ -177,6 +179,7 @@ class Job:
             backoff_max_s=spec.backoff_max_s,
             traceparent=spec.traceparent,
             resources=None if spec.resources is None else dict(spec.resources),
+            parent_id=spec.parent_id,
         )
 
     @property

@@ -126,7 +126,8 @@ class PurgeParams:
 class ListParams:
     """Newest first. ``cursor`` is the id of the last job of the previous page. ``labels``:
     jobs carrying every one of these labels; ``created_after`` (inclusive) and
-    ``created_before`` (exclusive) bound ``created_at``."""
+    ``created_before`` (exclusive) bound ``created_at``; ``parent_id``: the children of that
+    job (an agent's tool calls)."""
 
     tenant: str
     states: frozenset[JobState] | None = None
@@ -137,6 +138,7 @@ class ListParams:
     labels: dict[str, str] | None = None
     created_after: float | None = None
     created_before: float | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

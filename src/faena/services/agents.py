@@ -201,6 +201,7 @@ class AgentRunner:
             queue=run.spec.tool_queue,
             timeout_s=run.spec.tool_timeout_s,
             idempotency_key=f"agent:{run.job.id}:{step}:{index}",
+            parent_id=run.job.id,
         )
         try:
             (submitted,) = await self.orchestrator.submit(run.job.tenant, [request])

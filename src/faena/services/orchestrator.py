@@ -59,6 +59,7 @@ class JobRequest:
     backoff_s: float | None = None
     backoff_max_s: float | None = None
     resources: dict[str, float] | None = None  # {"cpu": 1, "memory_mb": 512}
+    parent_id: str | None = None  # the job that spawns it (an agent's tool call)
 
 
 def state_event(job: Job, ts: float) -> Event:
@@ -159,6 +160,7 @@ class Orchestrator:
             backoff_s=1.0 if request.backoff_s is None else request.backoff_s,
             backoff_max_s=300.0 if request.backoff_max_s is None else request.backoff_max_s,
             resources=request.resources,
+            parent_id=request.parent_id,
         )
         return spec.validate()
 

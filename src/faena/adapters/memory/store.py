@@ -97,6 +97,7 @@ class _Row:
     backoff_max_s: float
     traceparent: str | None
     resources: dict[str, float] | None
+    parent_id: str | None
 
     @classmethod
     def of(cls, job: Job, payload: bytes) -> _Row:
@@ -135,6 +136,7 @@ class _Row:
             backoff_max_s=self.backoff_max_s,
             traceparent=self.traceparent,
             resources=None if self.resources is None else dict(self.resources),
+            parent_id=self.parent_id,
         )
 
 
@@ -380,6 +382,8 @@ class MemoryStore(
             if params.queue is not None and row.queue != params.queue:
                 continue
             if params.kind is not None and row.kind != params.kind:
+                continue
+            if params.parent_id is not None and row.parent_id != params.parent_id:
                 continue
             if params.labels and not labels_match(params.labels, row.labels):
                 continue

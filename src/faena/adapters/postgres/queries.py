@@ -13,7 +13,7 @@ JOB_COLUMNS = (
     "id, tenant, kind, queue, state, payload, priority, labels, max_attempts, attempts,"
     " created_at, run_at, timeout_s, result, error, worker_id, started_at, finished_at,"
     " lease_expires_at, idempotency_key, concurrency_key, concurrency_limit, backoff_s,"
-    " backoff_max_s, traceparent, resources"
+    " backoff_max_s, traceparent, resources, parent_id"
 )
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
@@ -37,16 +37,18 @@ VALUES ($1, $2, extract(epoch FROM clock_timestamp()))"""
 INSERT_JOBS = """
 INSERT INTO jobs (id, tenant, kind, queue, state, payload, priority, labels, max_attempts,
                   attempts, created_at, run_at, timeout_s, idempotency_key, concurrency_key,
-                  concurrency_limit, backoff_s, backoff_max_s, traceparent, resources)
+                  concurrency_limit, backoff_s, backoff_max_s, traceparent, resources,
+                  parent_id)
 SELECT id, tenant, kind, queue, state, payload::jsonb, priority, labels::jsonb, max_attempts,
        0, $17, run_at, timeout_s, idempotency_key, concurrency_key,
-       concurrency_limit, backoff_s, backoff_max_s, traceparent, resources::jsonb
+       concurrency_limit, backoff_s, backoff_max_s, traceparent, resources::jsonb, parent_id
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::int[], $8::text[], $9::int[], $10::float8[], $11::float8[], $12::text[],
-            $13::text[], $14::int[], $15::float8[], $16::float8[], $18::text[], $19::text[])
+            $13::text[], $14::int[], $15::float8[], $16::float8[], $18::text[], $19::text[],
+            $20::text[])
      AS u(id, tenant, kind, queue, state, payload, priority, labels, max_attempts, run_at,
           timeout_s, idempotency_key, concurrency_key, concurrency_limit, backoff_s,
-          backoff_max_s, traceparent, resources)
+          backoff_max_s, traceparent, resources, parent_id)
 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id"""
 

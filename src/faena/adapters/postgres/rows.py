@@ -65,6 +65,7 @@ def row_to_job(r: Sequence[Any]) -> Job:
         backoff_max_s=r[23],
         traceparent=r[24],
         resources=r[25],
+        parent_id=r[26],
     )
 
 
@@ -134,6 +135,23 @@ def submit_columns(jobs: Sequence[Job]) -> tuple[list[Any], ...]:
 def submit_resources(jobs: Sequence[Job]) -> list[str | None]:
     """``$19`` of ``queries.INSERT_JOBS``: declared resources as JSON text, or NULL."""
     return [None if j.resources is None else orjson.dumps(j.resources).decode() for j in jobs]
+
+
+def insert_jobs_args(jobs: Sequence[Job], now: float) -> tuple[Any, ...]:
+    """Every parameter of ``queries.INSERT_JOBS`` ($1..$20), in order: use this rather than
+    the pieces, so a new column reaches every caller."""
+    return (
+        *submit_columns(jobs),
+        now,
+        submit_traceparents(jobs),
+        submit_resources(jobs),
+        submit_parents(jobs),
+    )
+
+
+def submit_parents(jobs: Sequence[Job]) -> list[str | None]:
+    """``$20`` of ``queries.INSERT_JOBS``: the spawning job's id, or NULL."""
+    return [j.parent_id for j in jobs]
 
 
 def submit_traceparents(jobs: Sequence[Job]) -> list[str | None]:

@@ -28,13 +28,11 @@ from faena.adapters.postgres.mail import PostgresMail
 from faena.adapters.postgres.migrate import migrate
 from faena.adapters.postgres.rows import (
     init_connection,
+    insert_jobs_args,
     json_text,
     row_to_api_key,
     row_to_job,
     row_to_log,
-    submit_columns,
-    submit_resources,
-    submit_traceparents,
 )
 from faena.adapters.postgres.secrets import PostgresSecrets
 from faena.adapters.postgres.tenancy import as_tenant
@@ -192,18 +190,9 @@ class PostgresStore(
         fresh, same_as = _first_of_each_key(jobs)
         if not fresh:
             return []
-        columns = submit_columns(fresh)
+        args = insert_jobs_args(fresh, now)
         async with self._connection("submitting jobs") as conn:
-            inserted = {
-                r[0]
-                for r in await conn.fetch(
-                    q.INSERT_JOBS,
-                    *columns,
-                    now,
-                    submit_traceparents(fresh),
-                    submit_resources(fresh),
-                )
-            }
+            inserted = {r[0] for r in await conn.fetch(q.INSERT_JOBS, *args)}
             existing: dict[tuple[str, str], Job] = {}
             lost = [j for j in fresh if j.id not in inserted]
             if lost:
@@ -400,6 +389,7 @@ class PostgresStore(
                 params.labels or None,
                 params.created_after,
                 params.created_before,
+                params.parent_id,
             )
         jobs = [row_to_job(r) for r in rows[:limit]]
         more = len(rows) > limit and bool(jobs)

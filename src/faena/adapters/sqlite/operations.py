@@ -289,6 +289,8 @@ def list_jobs(conn: sqlite3.Connection, params: ListParams) -> JobPage:
         bind["after"] = params.created_after
     if params.created_before is not None:
         bind["before"] = params.created_before
+    if params.parent_id is not None:
+        bind["parent_id"] = params.parent_id
     sql = queries.list_jobs(
         None if states is None else len(states),
         params.queue is not None,
@@ -297,6 +299,7 @@ def list_jobs(conn: sqlite3.Connection, params: ListParams) -> JobPage:
         n_labels=len(labels),
         after=params.created_after is not None,
         before=params.created_before is not None,
+        parent=params.parent_id is not None,
     )
     jobs = [job_from_row(row) for row in conn.execute(sql, bind).fetchall()]
     if len(jobs) > params.limit:

@@ -14,7 +14,7 @@ JOB_FIELDS = (
     "id", "tenant", "kind", "queue", "state", "payload", "priority", "labels", "max_attempts",
     "attempts", "created_at", "run_at", "timeout_s", "result", "error", "worker_id",
     "started_at", "finished_at", "lease_expires_at", "idempotency_key", "concurrency_key",
-    "concurrency_limit", "backoff_s", "backoff_max_s", "traceparent", "resources",
+    "concurrency_limit", "backoff_s", "backoff_max_s", "traceparent", "resources", "parent_id",
 )  # fmt: skip
 _REAL_FIELDS = frozenset(
     {"created_at", "run_at", "timeout_s", "started_at", "finished_at", "lease_expires_at",
@@ -29,7 +29,7 @@ RETURNING_JOB = ", ".join(
 
 INSERT_JOB = f"""
 INSERT INTO jobs ({JOB_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES ({", ".join("?" * len(JOB_FIELDS))})
 """
 
 # An idempotent submit: nothing happens when (tenant, idempotency_key) is taken.
@@ -208,9 +208,12 @@ def list_jobs(
     n_labels: int = 0,
     after: bool = False,
     before: bool = False,
+    parent: bool = False,
 ) -> str:
     """A newest-first page of one tenant's jobs; filters present only when asked for."""
     where = ["tenant = :tenant"]
+    if parent:
+        where.append("parent_id = :parent_id")
     where.extend(f"labels ->> :lk{i} = :lv{i}" for i in range(n_labels))
     if after:
         where.append("created_at >= :after")
@@ -224,8 +227,9 @@ def list_jobs(
         where.append("kind = :kind")
     if cursor:
         where.append("id < :cursor")
+    index = "jobs_parent" if parent else "jobs_tenant"  # a job's children: its own index
     return f"""
-SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_tenant
+SELECT {JOB_COLUMNS} FROM jobs INDEXED BY {index}
 WHERE {" AND ".join(where)}
 ORDER BY id DESC
 LIMIT :limit

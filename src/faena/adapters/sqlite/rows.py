@@ -65,6 +65,7 @@ def job_row(job: Job, payload: str | None) -> JobRow:
         job.backoff_max_s,
         job.traceparent,
         None if job.resources is None else orjson.dumps(job.resources).decode(),
+        job.parent_id,
     )
 
 
@@ -98,6 +99,7 @@ def job_from_row(r: JobRow) -> Job:
         r[23],
         r[24],
         None if r[25] is None else orjson.loads(r[25]),
+        r[26],
     )
 
 

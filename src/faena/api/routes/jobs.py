@@ -181,6 +181,10 @@ def jobs_router(
         created_before: Annotated[
             str | None, Query(max_length=40, description="ISO 8601 time or epoch seconds")
         ] = None,
+        parent_id: Annotated[
+            str | None,
+            Query(max_length=200, description="the children of this job (an agent's tool calls)"),
+        ] = None,
     ) -> Response:
         page = await orchestrator.list_jobs(
             ListParams(
@@ -193,6 +197,7 @@ def jobs_router(
                 labels=parse_labels(label),
                 created_after=parse_time("created_after", created_after),
                 created_before=parse_time("created_before", created_before),
+                parent_id=parent_id or None,
             )
         )
         return JsonResponse(

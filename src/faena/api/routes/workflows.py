@@ -22,16 +22,19 @@ from faena.api.errors import ApiError
 from faena.api.responses import JsonResponse
 from faena.api.routes.jobs import ERRORS
 from faena.api.workflow_json import (
+    child_to_json,
     run_to_json,
     schedule_to_json,
     version_to_json,
     workflow_to_json,
 )
 from faena.domain.auth import Principal
-from faena.domain.errors import ValidationError
-from faena.domain.runs import RunState
+from faena.domain.errors import NotFound, ValidationError
+from faena.domain.runs import Run, RunState
 from faena.domain.workflows import load_yaml
+from faena.ports.store import ListParams
 from faena.ports.workflows import ListRunsParams
+from faena.services.orchestrator import Orchestrator
 from faena.services.workflows import WorkflowService
 
 SCOPE_WORKFLOWS_WRITE = "workflows:write"
@@ -95,7 +98,41 @@ async def read_definition(request: Request) -> Any:
     return document
 
 
-def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter:
+SPAWNING_KINDS = frozenset({"agent"})  # kinds whose jobs submit child jobs (tool calls)
+MAX_CHILDREN = 200  # child jobs shown per step job in a run
+
+
+async def run_with_children(
+    service: WorkflowService, jobs: Orchestrator | None, run: Run
+) -> dict[str, Any]:
+    """The run's JSON; each step of a spawning kind (an agent) also lists, as ``children``,
+    the jobs its jobs spawned (``GET /v1/jobs?parent_id=`` for each of them)."""
+    out = run_to_json(run)
+    if jobs is None:
+        return out
+    try:
+        definition = (await service.version(run.tenant, run.workflow, run.version)).definition
+    except NotFound:
+        return out
+    kinds = {s.get("id"): s.get("kind") for s in definition.get("steps") or ()}
+    for step, doc in zip(run.steps, out["steps"], strict=True):
+        if kinds.get(step.id) not in SPAWNING_KINDS:
+            continue
+        children: list[dict[str, Any]] = []
+        for job_id in step.jobs:
+            if job_id is None:
+                continue
+            page = await jobs.list_jobs(
+                ListParams(tenant=run.tenant, parent_id=job_id, limit=MAX_CHILDREN)
+            )
+            children.extend(child_to_json(j) for j in reversed(page.jobs))  # oldest first
+        doc["children"] = children
+    return out
+
+
+def workflows_router(
+    service: WorkflowService, auth: Authenticator, jobs: Orchestrator | None = None
+) -> APIRouter:
     router = APIRouter(tags=["workflows"], responses=ERRORS)
     Reader = Annotated[Principal, Depends(auth.require(SCOPE_WORKFLOWS_READ))]
     Writer = Annotated[Principal, Depends(auth.require(SCOPE_WORKFLOWS_WRITE))]
@@ -206,7 +243,7 @@ def workflows_router(service: WorkflowService, auth: Authenticator) -> APIRouter
             run = await service.wait_run(principal.tenant, run_id, wait)
         else:
             run = await service.get_run(principal.tenant, run_id)
-        return JsonResponse(run_to_json(run))
+        return JsonResponse(await run_with_children(service, jobs, run))
 
     @router.post("/v1/runs/{run_id}/cancel", summary="Cancel a run and its running steps")
     async def cancel_run(run_id: str, principal: Writer) -> Response:

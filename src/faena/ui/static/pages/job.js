@@ -27,7 +27,8 @@ Faena.page(async ({ data }) => {
       kv("run at", fmt(j.run_at)), kv("started", fmt(j.started_at)), kv("finished", fmt(j.finished_at)),
       kv("waited", j.started_at ? took(j.run_at && j.run_at > j.created_at ? j.run_at : j.created_at, j.started_at) : ""),
       kv("ran", took(j.started_at, j.finished_at)), kv("timeout", j.timeout_s ? j.timeout_s + " s" : ""),
-      kv("labels", labels), kv("idempotency key", j.idempotency_key), kv("placement", j.placement));
+      kv("labels", labels), kv("idempotency key", j.idempotency_key), kv("placement", j.placement),
+      kv("parent", j.parent_id ? Faena.jobLink(j.parent_id) : ""));
     document.getElementById("payload").textContent = JSON.stringify(j.payload, null, 2);
     const failed = Boolean(j.error);
     document.getElementById("result-title").textContent = failed ? "Error" : "Result";
@@ -36,6 +37,16 @@ Faena.page(async ({ data }) => {
     result.classList.toggle("error", failed);
   }
   const fmt = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+  // The jobs this one spawned (an agent's tool calls), oldest first; the card shows only if any.
+  async function children() {
+    const page = await api(`/v1/jobs?parent_id=${encodeURIComponent(id)}&limit=200`);
+    const card = document.getElementById("children-card");
+    card.hidden = !page.jobs.length;
+    Faena.fill(document.querySelector("#children tbody"), page.jobs.slice().reverse().map((c) => h("tr", {},
+      h("td", {}, Faena.jobLink(c.id)), h("td", {}, c.kind), h("td", {}, badge(c.state)),
+      h("td", {}, c.error ? h("span", { class: "error" }, c.error) : ""))), 4);
+  }
 
   function append(chunk) {
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 30;
@@ -110,6 +121,7 @@ Faena.page(async ({ data }) => {
     throw e;
   }
   follow();
-  const refresh = Faena.debounce(async () => show(await api(path)), 200);
+  children();
+  const refresh = Faena.debounce(async () => { show(await api(path)); await children(); }, 200);
   Faena.events({ jobId: id, types: "job.state" }, refresh);
 });

@@ -26,7 +26,9 @@ Faena.page(async ({ data }) => {
     drawDag(document.getElementById("dag"), definition.length ? definition : run.steps, states, links);
     fill(document.querySelector("#steps tbody"), run.steps.map((s) => h("tr", {},
       h("td", {}, s.id), h("td", {}, badge(s.state)), h("td", { class: "num" }, String(s.attempts)),
-      h("td", {}, ...(s.jobs || []).map((j) => [Faena.jobLink(j), " "])),
+      h("td", {}, ...(s.jobs || []).map((j) => [Faena.jobLink(j), " "]),
+        ...(s.children && s.children.length ? [h("div", { class: "children muted" }, "child jobs: ",
+          ...s.children.map((c) => [Faena.jobLink(c.id), " ", c.kind, " ", badge(c.state), " "]))] : [])),
       h("td", {}, s.error ? h("span", { class: "error" }, s.error) : h("code", {}, s.output === null || s.output === undefined ? "" : JSON.stringify(s.output).slice(0, 200))),
       h("td", {}, took(s.started_at, s.finished_at)))), 6);
     document.getElementById("inputs").textContent = JSON.stringify(run.inputs, null, 2);
