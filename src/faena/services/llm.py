@@ -170,6 +170,11 @@ class LlmService:
     def set_observer(self, observer: LlmObserver | None) -> None:
         self._observer = observer
 
+    async def aclose(self) -> None:
+        """Close the providers' HTTP clients (at shutdown)."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
     # -- the call --------------------------------------------------------------------------
 
     async def chat(

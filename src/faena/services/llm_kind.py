@@ -119,7 +119,7 @@ class LlmKind:
         return await self._workflow_of(job.tenant, run_id)
 
     async def aclose(self) -> None:
-        return None
+        await self._service.aclose()  # the providers' HTTP clients
 
 
 def job_result(result: ChatResult) -> dict[str, Any]:
