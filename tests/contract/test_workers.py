@@ -217,18 +217,22 @@ async def test_a_workers_tenant_is_stored_and_shared_workers_have_none(store: Jo
     assert by_id["shared"].tenant is None and by_id["shared"].shared
 
 
-async def test_workers_are_listed_for_one_tenant_with_or_without_the_shared_ones(
+async def test_a_tenant_lists_its_own_workers_and_the_operator_the_shared_ones(
     store: JobStore,
 ) -> None:
     ws = _workers(store)
     await ws.save_worker(_worker("a1", tenant="a"))
     await ws.save_worker(_worker("b1", tenant="b"))
+    await ws.save_worker(_worker("d1", tenant="default"))
     await ws.save_worker(_worker("pool"))
+    await ws.save_worker(_worker("old", tenant="b", last_heartbeat=NOW - 60))
     assert [w.id for w in await ws.list_workers(ListWorkersParams(tenant="a"))] == ["a1"]
-    with_shared = ListWorkersParams(tenant="a", with_shared=True)
-    assert [w.id for w in await ws.list_workers(with_shared)] == ["a1", "pool"]
-    recent = ListWorkersParams(since=NOW - 10, tenant="b", with_shared=True)
-    assert [w.id for w in await ws.list_workers(recent)] == ["b1", "pool"]
+    recent = ListWorkersParams(since=NOW - 10, tenant="b")
+    assert [w.id for w in await ws.list_workers(recent)] == ["b1"]
+    operator = ListWorkersParams(tenant="default")
+    assert [w.id for w in await ws.list_workers(operator)] == ["d1", "pool"]
+    every = [w.id for w in await ws.list_workers(ListWorkersParams())]
+    assert every == ["a1", "b1", "d1", "old", "pool"]
 
 
 async def test_peek_for_a_tenant_returns_only_that_tenants_runnable_jobs(store: JobStore) -> None:

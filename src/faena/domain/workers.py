@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from faena.domain.jobs import DEFAULT_TENANT as OPERATOR_TENANT  # shared workers are its
+
 WORKER_TOKEN_PREFIX = "fw_"
 VISIBLE_TOKEN_PREFIX_LENGTH = 11  # "fw_" plus 8 characters
 
@@ -74,6 +76,14 @@ class WorkerInfo:
 
     def evolve(self, **changes: Any) -> WorkerInfo:
         return replace(self, **changes)
+
+
+def visible_to(worker: WorkerInfo, tenant: str) -> bool:
+    """May ``tenant`` see this worker (``GET /v1/workers``)? Its own bound workers; the shared
+    ones (local pools, shared tokens) are the operator's, shown to the ``default`` tenant."""
+    if worker.tenant is None:
+        return tenant == OPERATOR_TENANT
+    return worker.tenant == tenant
 
 
 @dataclass(frozen=True, slots=True)

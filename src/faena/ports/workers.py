@@ -16,13 +16,12 @@ from faena.domain.workers import WorkerInfo, WorkerToken
 class ListWorkersParams:
     """Workers whose last heartbeat is at or after ``since`` (None: all recorded).
 
-    ``tenant``: only the workers bound to that tenant (its worker tokens), plus the shared ones
-    (local pools, shared tokens: ``tenant`` None on the record) when ``with_shared``; None:
-    every worker."""
+    ``tenant``: only the workers that tenant may see (:func:`~faena.domain.workers.visible_to`:
+    the ones bound to it, and for the operator's tenant the shared ones too); None: every
+    worker."""
 
     since: float | None = None
     tenant: str | None = None
-    with_shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

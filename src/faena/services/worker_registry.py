@@ -119,15 +119,11 @@ class WorkerRegistry:
         found = await self._store.list_workers(ListWorkersParams(since=now - self.live_ttl_s))
         return [w for w in found if w.is_live(now, self.live_ttl_s)]
 
-    async def recorded(
-        self, tenant: str | None = None, *, with_shared: bool = False
-    ) -> list[WorkerInfo]:
-        """Every worker seen in the last day, live or not; with ``tenant``, only the workers
-        bound to it, and the shared ones (local pools, shared tokens) when ``with_shared``."""
+    async def recorded(self, tenant: str | None = None) -> list[WorkerInfo]:
+        """Every worker seen in the last day, live or not; with ``tenant``, only those it may
+        see (bound to it; the shared ones too for the operator's tenant)."""
         since = self._clock.now() - KEEP_S
-        return await self._store.list_workers(
-            ListWorkersParams(since=since, tenant=tenant, with_shared=with_shared)
-        )
+        return await self._store.list_workers(ListWorkersParams(since=since, tenant=tenant))
 
     # -- this process's workers --------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.jobs import Job, JobState
-from faena.domain.workers import WorkerInfo, WorkerState, WorkerToken
+from faena.domain.workers import WorkerInfo, WorkerState, WorkerToken, visible_to
 from faena.ports.workers import (
     ClaimJobsParams,
     DisconnectParams,
@@ -39,11 +39,7 @@ class MemoryWorkers:
             w
             for _, w in sorted(workers.items())
             if (params.since is None or w.last_heartbeat >= params.since)
-            and (
-                params.tenant is None
-                or w.tenant == params.tenant
-                or (params.with_shared and w.tenant is None)
-            )
+            and (params.tenant is None or visible_to(w, params.tenant))
         ]
 
     async def disconnect_workers(self, params: DisconnectParams) -> None:

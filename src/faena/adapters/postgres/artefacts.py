@@ -2,8 +2,9 @@
 
 Every operation of one tenant (store, read, list, delete an artefact; the document cache of a
 job's kind) runs under row-level security (``_tenant_connection``); the purges of retention
-run as the owner, across tenants. Purges take their rows with ``FOR UPDATE SKIP LOCKED``, so several servers running retention
-at once each delete a different batch (and each deletes the bytes of its own batch only).
+run as the owner, across tenants. Purges take their rows with ``FOR UPDATE SKIP LOCKED``, so
+several servers running retention at once each delete a different batch (and each deletes the
+bytes of its own batch only).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ ON CONFLICT (id) DO UPDATE SET
 LIST_WORKERS = f"""
 SELECT {_WORKER_COLUMNS} FROM workers
 WHERE ($1::float8 IS NULL OR last_heartbeat >= $1)
-  AND ($2::text IS NULL OR tenant = $2 OR ($3::bool AND tenant IS NULL))
+  AND ($2::text IS NULL OR tenant = $2 OR (tenant IS NULL AND $2 = 'default'))
 ORDER BY id"""
 DISCONNECT_WORKERS = """
 UPDATE workers SET state = 'disconnected', running = 0 WHERE id = ANY($1::text[])"""
@@ -161,8 +161,12 @@ class PostgresWorkers:
             )
 
     async def list_workers(self, params: ListWorkersParams) -> list[WorkerInfo]:
-        async with self._connection("listing workers") as conn:
-            rows = await conn.fetch(LIST_WORKERS, params.since, params.tenant, params.with_shared)
+        if params.tenant is None:  # placement, the registry: every tenant's, as the owner
+            async with self._connection("listing workers") as conn:
+                rows = await conn.fetch(LIST_WORKERS, params.since, None)
+        else:  # a tenant's listing (GET /v1/workers), under row-level security
+            async with self._tenant_connection(params.tenant, "listing workers") as conn:
+                rows = await conn.fetch(LIST_WORKERS, params.since, params.tenant)
         return [_worker(r) for r in rows]
 
     async def disconnect_workers(self, params: DisconnectParams) -> None:

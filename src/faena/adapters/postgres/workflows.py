@@ -121,7 +121,7 @@ class PostgresWorkflows:
 
     async def put_workflow(self, p: PutWorkflowParams) -> PutWorkflowResult:
         definition = orjson.loads(orjson.dumps(p.definition))
-        async with self._connection("storing a workflow") as conn, conn.transaction():
+        async with self._tenant_connection(p.tenant, "storing a workflow") as conn:
             row = await conn.fetchrow(
                 "SELECT latest_version FROM workflows WHERE tenant = $1 AND name = $2 FOR UPDATE",
                 p.tenant,
@@ -208,12 +208,14 @@ class PostgresWorkflows:
         return PutWorkflowResult(info, version, created=True)
 
     async def get_workflow(self, tenant: str, name: str) -> WorkflowInfo | None:
-        async with self._connection("reading a workflow") as conn:
+        async with self._tenant_connection(tenant, "reading a workflow") as conn:
             r = await conn.fetchrow(WORKFLOW + " WHERE w.tenant = $1 AND w.name = $2", tenant, name)
         return _workflow(r) if r else None
 
     async def get_workflow_version(self, p: GetVersionParams) -> WorkflowVersion | None:
-        async with self._connection("reading a workflow version") as conn:
+        # Under row-level security too: the engine caches each version it compiles, so this
+        # is read once per version and server (and by GET /v1/workflows/{name}).
+        async with self._tenant_connection(p.tenant, "reading a workflow version") as conn:
             if p.version is None:
                 r = await conn.fetchrow(
                     VERSION + " WHERE tenant = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
@@ -258,7 +260,7 @@ class PostgresWorkflows:
 
     async def create_run(self, p: CreateRunParams) -> CreatedRun:
         run = p.run
-        async with self._connection("creating a run") as conn, conn.transaction():
+        async with self._tenant_connection(run.tenant, "creating a run") as conn:
             status = await conn.execute(
                 INSERT_RUN,
                 run.id,
@@ -285,13 +287,15 @@ class PostgresWorkflows:
         return CreatedRun(_run(r), created=True)
 
     async def get_run(self, tenant: str, run_id: str) -> Run | None:
-        async with self._connection("reading a run") as conn:
+        async with self._tenant_connection(tenant, "reading a run") as conn:
             r = await conn.fetchrow(RUN + " WHERE tenant = $1 AND id = $2", tenant, run_id)
         return _run(r) if r else None
 
     async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
+        # The engine's batch read while it advances runs: as the owner, scoped by its WHERE
+        # tenant = $1 (one round trip; docs/security.md lists what runs under row-level security).
         async with self._connection("reading runs") as conn:
             rows = await conn.fetch(
                 RUN + " WHERE tenant = $1 AND id = ANY($2::text[])", tenant, list(run_ids)
@@ -373,7 +377,7 @@ class PostgresWorkflows:
     # -- schedules ---------------------------------------------------------------------------
 
     async def get_schedule(self, tenant: str, workflow: str) -> Schedule | None:
-        async with self._connection("reading a schedule") as conn:
+        async with self._tenant_connection(tenant, "reading a schedule") as conn:
             r = await conn.fetchrow(
                 SCHEDULE + " WHERE tenant = $1 AND workflow = $2", tenant, workflow
             )
@@ -542,7 +546,7 @@ class PostgresWorkflows:
         return [_delivery(r) for r in rows]
 
     async def redrive_delivery(self, tenant: str, delivery_id: str, now: float) -> Delivery:
-        async with self._connection("redriving a delivery") as conn, conn.transaction():
+        async with self._tenant_connection(tenant, "redriving a delivery") as conn:
             r = await conn.fetchrow(
                 DELIVERY + " WHERE tenant = $1 AND id = $2 FOR UPDATE", tenant, delivery_id
             )

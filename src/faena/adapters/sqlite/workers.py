@@ -43,10 +43,11 @@ _WORKER_COLUMNS = (
 )
 SAVE_WORKER = f"INSERT OR REPLACE INTO workers ({_WORKER_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 LIST_WORKERS = f"SELECT {_WORKER_COLUMNS} FROM workers WHERE last_heartbeat >= ? ORDER BY id"
-# Workers bound to one tenant, and the shared ones (tenant NULL) when the third argument is 1.
+# The workers one tenant may see: bound to it; the shared ones (tenant NULL) for the operator.
 LIST_TENANT_WORKERS = f"""
 SELECT {_WORKER_COLUMNS} FROM workers
-WHERE last_heartbeat >= ? AND (tenant = ? OR (? AND tenant IS NULL)) ORDER BY id"""
+WHERE last_heartbeat >= :since AND (tenant = :tenant OR (tenant IS NULL AND :tenant = 'default'))
+ORDER BY id"""
 DISCONNECT_WORKER = "UPDATE workers SET state = 'disconnected', running = 0 WHERE id = ?"
 PRUNE_WORKERS = "DELETE FROM workers WHERE last_heartbeat < ?"
 
@@ -145,7 +146,7 @@ def list_workers(conn: sqlite3.Connection, params: ListWorkersParams) -> list[Wo
         rows = conn.execute(LIST_WORKERS, (since,)).fetchall()
     else:
         rows = conn.execute(
-            LIST_TENANT_WORKERS, (since, params.tenant, int(params.with_shared))
+            LIST_TENANT_WORKERS, {"since": since, "tenant": params.tenant}
         ).fetchall()
     return [_worker(r) for r in rows]
 

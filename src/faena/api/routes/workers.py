@@ -135,8 +135,7 @@ def workers_router(
     @router.get("", response_model=WorkerListOut, summary="List workers (live and recent)")
     async def list_workers(principal: Reader) -> Response:
         now = registry.clock.now()
-        operator = principal.tenant == OPERATOR_TENANT
-        found = await registry.recorded(principal.tenant, with_shared=operator)
+        found = await registry.recorded(principal.tenant)
         out = []
         for w in found:
             body = worker_to_json(w, w.is_live(now, registry.live_ttl_s))
