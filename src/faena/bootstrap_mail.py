@@ -14,6 +14,7 @@ from faena.config import Settings
 from faena.domain.errors import NotFound, ValidationError
 from faena.ports.mail import SendLedger
 from faena.services.mail import MailService, MailWatcher
+from faena.services.mail_routing import MessageRouter
 from faena.services.retention import DAY_S
 from faena.worker.kinds.email import EmailSendKind, Mailer, SmtpConfig, parse_smtp_url
 from faena.worker.kinds.notify import DEFAULT_SECRET_NAME, NotifyConfig, notify_kinds
@@ -173,6 +174,8 @@ def build_mail(settings: Settings, runtime: Runtime, connector: Any | None = Non
             secrets=_RuntimeSecrets(runtime),
             attachments=_RuntimeArtefacts(runtime),
             scan_s=settings.mail_scan_s,
+            # the LLM service is built with the kinds; looked up when a message needs it
+            router=MessageRouter(lambda: getattr(runtime, "llm", None)),
         )
         automation.services.append(watcher)
         service.watcher = watcher

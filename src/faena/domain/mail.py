@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from faena.domain.errors import ValidationError
+from faena.domain.mail_classify import LlmClassify, parse_classify
 
 SECURITY_MODES = ("ssl", "starttls", "none")
 ACTIONS = ("flag", "move")
@@ -58,6 +59,7 @@ class MailWatch:
     folder: str = "INBOX"
     workflow: str | None = None  # when no rule matches; None: such messages are skipped
     rules: tuple[MailRule, ...] = ()
+    classify: LlmClassify | None = None  # when no rule matches: ask the tenant's LLM
     action: str = "flag"  # after a message is handled: flag it, or move it to move_to
     flag: str = DEFAULT_FLAG
     move_to: str | None = None
@@ -89,6 +91,7 @@ class MailWatch:
             "folder": self.folder,
             "workflow": self.workflow,
             "rules": [r.to_dict() for r in self.rules],
+            "classify": self.classify.to_dict() if self.classify else None,
             "action": self.action,
             "flag": self.flag,
             "move_to": self.move_to,
@@ -122,6 +125,20 @@ class MailWatch:
             if rule.matches(values):
                 return rule.workflow
         return self.workflow
+
+    def rule_for(self, values: Mapping[str, str]) -> int | None:
+        """The index of the first rule that matches, or None (the LLM or the default
+        decides)."""
+        return next((i for i, rule in enumerate(self.rules) if rule.matches(values)), None)
+
+    def workflows(self) -> set[str]:
+        """Every workflow this watch may start."""
+        found = {r.workflow for r in self.rules}
+        if self.workflow is not None:
+            found.add(self.workflow)
+        if self.classify is not None:
+            found.update(self.classify.labels.values())
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +192,7 @@ def parse_watch(doc: Any, *, tenant: str, watch_id: str, now: float) -> MailWatc
         "folder",
         "workflow",
         "rules",
+        "classify",
         "action",
         "flag",
         "move_to",
@@ -224,8 +242,9 @@ def parse_watch(doc: Any, *, tenant: str, watch_id: str, now: float) -> MailWatc
         raise ValidationError("'poll_s' must be a number of seconds between 0.05 and 3600")
     workflow = _text(doc, "workflow")
     rules = _rules(doc.get("rules"))
-    if workflow is None and not rules:
-        raise ValidationError("give a 'workflow' to start, or 'rules' that pick one")
+    classify = parse_classify(doc.get("classify"))
+    if workflow is None and not rules and classify is None:
+        raise ValidationError("give a 'workflow' to start, or 'rules' or 'classify' that pick one")
     return MailWatch(
         id=watch_id,
         tenant=tenant,
@@ -238,6 +257,7 @@ def parse_watch(doc: Any, *, tenant: str, watch_id: str, now: float) -> MailWatc
         folder=_folder(doc, "folder") or "INBOX",
         workflow=workflow,
         rules=rules,
+        classify=classify,
         action=action,
         flag=flag,
         move_to=move_to,
@@ -255,8 +275,9 @@ def watch_from_spec(spec: Mapping[str, Any], **stored: Any) -> MailWatch:
     rules = tuple(
         MailRule(workflow=r["workflow"], patterns=dict(r["match"])) for r in spec.get("rules", [])
     )
-    fields = {k: v for k, v in spec.items() if k != "rules"}
-    return MailWatch(rules=rules, **fields, **stored)
+    classify = parse_classify(spec.get("classify"))
+    fields = {k: v for k, v in spec.items() if k not in ("rules", "classify")}
+    return MailWatch(rules=rules, classify=classify, **fields, **stored)
 
 
 def with_state(watch: MailWatch, **changes: Any) -> MailWatch:

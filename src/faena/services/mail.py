@@ -4,13 +4,14 @@ watcher that runs them in the background of every server.
 Each server's watcher looks at every watch every ``scan_s`` and runs those whose lease it holds
 (one server per watch; a lease that is not renewed expires and another server takes over).
 Running a watch: connect, read the UIDs above the last one handled, and for each message, in
-UID order: parse it, store its attachments as artefacts, pick a workflow by the watch's rules,
-start a run with the idempotency key ``mail:<watch>:<uidvalidity>:<uid>``, record the message,
-then flag or move it and advance ``last_uid``. A crash anywhere in between repeats the message
-on the next pass, where the run key and the message record make the repeat a no-op: a message
-starts one run, whoever reads it and however often. A message that cannot be read is parked
-(recorded with its reason, flagged, optionally moved) and the watch goes on; an unreachable
-server is recorded as the watch's ``last_error`` and retried with exponential backoff.
+UID order: parse it, pick a workflow (the watch's rules, else its LLM classifier, else its
+default: :mod:`faena.services.mail_routing`), store its attachments as artefacts (once per
+part), start a run with the idempotency key ``mail:<watch>:<uidvalidity>:<uid>``, record the
+message, then flag or move it and advance ``last_uid``. A crash anywhere in between repeats
+the message on the next pass, where the run key and the message record make the repeat a
+no-op: a message starts one run, whoever reads it and however often. A message that cannot be
+read is parked (recorded with its reason, flagged, optionally moved) and the watch goes on; an
+unreachable server is recorded as the watch's ``last_error`` and retried with exponential backoff.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from faena.ports.mail import (
     MailStore,
     SecretResolver,
 )
+from faena.services.mail_routing import MessageRouter
 from faena.services.workflows import WorkflowService
 
 log = structlog.get_logger("faena.mail")
@@ -100,8 +102,7 @@ class MailService:
 
     async def add(self, tenant: str, doc: Any) -> MailWatch:
         watch = parse_watch(doc, tenant=tenant, watch_id=new_id(), now=self.clock.now())
-        for name in {watch.workflow, *(r.workflow for r in watch.rules)} - {None}:
-            assert name is not None
+        for name in sorted(watch.workflows()):
             await self._check_workflow(tenant, name)
         return await self.store.create_watch(watch)
 
@@ -155,8 +156,10 @@ class MailWatcher:
         scan_s: float = 2.0,
         lease_s: float = 30.0,
         owner: str | None = None,
+        router: MessageRouter | None = None,
     ) -> None:
         self.store = store
+        self.router = router or MessageRouter()
         self.workflows = workflows
         self.clock = clock
         self.connector = connector
@@ -337,16 +340,24 @@ class MailWatcher:
             message = parse_message(raw)
         except MalformedMessage as e:
             return await self._park(watch, uidvalidity, uid, reason=str(e), message=None)
-        workflow = watch.pick_workflow(message.rule_values())
+        workflow, classification = await self.router.route(watch, uidvalidity, uid, message)
         if workflow is None:
-            await self._record(watch, uidvalidity, uid, "skipped", message)
+            await self._record(
+                watch, uidvalidity, uid, "skipped", message, classification=classification
+            )
             return Handled("skipped")
         try:
             stored = await self._store_attachments(watch, uidvalidity, uid, message)
+            given = {
+                **message.to_input(stored),
+                "uid": uid,
+                "watch": watch.name,
+                "classification": classification,
+            }
             run, _ = await self.workflows.start(
                 watch.tenant,
                 workflow,
-                {"message": {**message.to_input(stored), "uid": uid, "watch": watch.name}},
+                {"message": given},
                 trigger="mail",
                 idempotency_key=run_key(watch.id, uidvalidity, uid),
                 advance_now=False,  # stored now; the engine submits its first steps at once
@@ -357,7 +368,15 @@ class MailWatcher:
             if e.code != "payload_too_large":
                 raise
             return await self._park(watch, uidvalidity, uid, reason=e.message, message=message)
-        await self._record(watch, uidvalidity, uid, "ingested", message, run_id=run.id)
+        await self._record(
+            watch,
+            uidvalidity,
+            uid,
+            "ingested",
+            message,
+            run_id=run.id,
+            classification=classification,
+        )
         return Handled("ingested", run.id)
 
     async def _park(
@@ -383,6 +402,7 @@ class MailWatcher:
         *,
         run_id: str | None = None,
         reason: str | None = None,
+        classification: dict[str, Any] | None = None,
     ) -> None:
         await self.store.record_message(
             MailMessageRecord(
@@ -396,6 +416,7 @@ class MailWatcher:
                 reason=reason[:1000] if reason else None,
                 message_id=message.message_id if message else None,
                 subject=message.subject[:300] if message else None,
+                classification=classification,
             )
         )
 
