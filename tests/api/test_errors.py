@@ -34,6 +34,26 @@ async def test_a_body_of_another_media_type_is_a_415(api: Api) -> None:
     assert "application/json" in assert_error(response, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/jobs"),  # the hot route
+        ("POST", "/v1/jobs/batch"),
+        ("POST", "/v1/keys"),
+        ("POST", "/v1/tenants"),
+    ],
+)
+async def test_a_body_without_a_content_type_is_a_415_not_read_as_json(
+    api: Api, method: str, path: str
+) -> None:
+    body = b'{"kind": "noop", "name": "x"}'
+    response = await api.client.request(method, path, content=body, headers=api.auth(api.admin))
+    message = assert_error(response, 415, "unsupported_media_type")
+    assert "no Content-Type" in message and "application/json" in message
+    stats = await api.client.get("/v1/stats", headers=api.auth(api.admin))
+    assert sum(stats.json()["by_state"].values()) == 0  # nothing was submitted
+
+
 async def test_a_declared_body_over_the_limit_is_a_413(api: Api) -> None:
     payload = "x" * (MAX_BODY + 1)
     response = await api.client.post(

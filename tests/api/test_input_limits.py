@@ -170,3 +170,8 @@ async def test_yaml_workflows_have_the_same_limits_and_cannot_expand() -> None:
             "/v1/workflows/w", content=b"x", headers={"Content-Type": "image/png"}
         )
         assert "YAML or JSON" in assert_error(wrong, 415, "unsupported_media_type")
+        request = http.build_request("PUT", "/v1/workflows/w", content=b"name: w\nsteps: []\n")
+        del request.headers["content-type"]  # a body of no declared type is not guessed
+        bare = await http.send(request)
+        message = assert_error(bare, 415, "unsupported_media_type")
+        assert "no Content-Type" in message and "application/yaml" in message

@@ -92,9 +92,14 @@ def _check_string(value: str, limits: InputLimits) -> None:
         )
 
 
+NO_CONTENT_TYPE = "the request has no Content-Type; send the body with Content-Type: {wanted}"
+
+
 def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/*+json``; a body without a type is not JSON (it
+    is refused with 415, never guessed)."""
     if content_type is None:
-        return True  # a bare body is read as JSON; a declared other type is refused
+        return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
@@ -103,6 +108,10 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 async def read_json(request: Request) -> Any:
     content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise ApiError(
+            415, "unsupported_media_type", NO_CONTENT_TYPE.format(wanted="application/json")
+        )
     if not is_json_media_type(content_type):
         raise ApiError(
             415,

@@ -4,6 +4,11 @@
 - ``migrations``: the schema is at the version this code ships (not behind, not ahead);
 - ``pool``, ``reaper``, ``relay``, ``retention``, ``change_feed``: the background loops of this
   process are alive (only those this process runs are checked).
+
+``/readyz`` answers without a key, so a failing check says only a generic reason
+(``unreachable``, ``error``, ``schema behind this code``, ``crashed`` …), never an exception's
+text (a database address, a driver message); the details go to the server's log line
+``not ready`` with the request id (see :class:`NotReady`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ OK = "ok"
 
 
 class NotReady(Unavailable):
-    """Readiness failed; ``checks`` maps each check to ``ok`` or the reason it failed."""
+    """Readiness failed; ``checks`` maps each check to ``ok`` or a generic reason (safe to
+    show anyone), ``details`` each failing check to what exactly went wrong (for the log)."""
 
-    def __init__(self, checks: dict[str, str]) -> None:
+    def __init__(self, checks: dict[str, str], details: dict[str, str] | None = None) -> None:
         failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != OK)
         super().__init__(f"not ready ({failing})")
         self.checks = checks
+        self.details = details or {}
 
 
 def unwrap(store: Any) -> Any:
@@ -69,7 +76,8 @@ class Readiness:
     loops: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     async def check(self) -> dict[str, Any]:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {}  # generic reasons: /readyz shows them to anyone
+        details: dict[str, str] = {}  # what exactly failed: for the log only
         version: int | None = None
         try:
             async with asyncio.timeout(STORE_TIMEOUT_S):
@@ -79,23 +87,30 @@ class Readiness:
         except TimeoutError:
             checks["store"] = f"no answer within {STORE_TIMEOUT_S:g}s"
         except Unavailable as e:
-            checks["store"] = e.message
+            checks["store"], details["store"] = "unreachable", e.message
         except Exception as e:
-            checks["store"] = f"{type(e).__name__}: {e}"
+            checks["store"], details["store"] = "error", f"{type(e).__name__}: {e}"
         shipped = shipped_schema_version(self.store)
         if version is None:
             checks["migrations"] = "unknown (store unreachable)"
         elif shipped is not None and version != shipped:
-            checks["migrations"] = f"schema is version {version}, this code expects {shipped}"
+            checks["migrations"] = (
+                "schema behind this code" if version < shipped else "schema newer than this code"
+            )
+            details["migrations"] = f"schema is version {version}, this code expects {shipped}"
         else:
             checks["migrations"] = OK
         for name, probe in self.loops.items():
             try:
-                checks[name] = probe()
+                found = probe()
             except Exception as e:
-                checks[name] = f"{type(e).__name__}: {e}"
+                checks[name], details[name] = "error", f"{type(e).__name__}: {e}"
+                continue
+            checks[name] = "crashed" if found.startswith("crashed") else found
+            if found != checks[name]:
+                details[name] = found
         if any(v != OK for v in checks.values()):
-            raise NotReady(checks)
+            raise NotReady(checks, details)
         return {"store": OK, "schema_version": version, "checks": checks}
 
 

@@ -41,8 +41,16 @@ def system_router(
         try:
             checks = await ready()
         except Unavailable as e:
-            message = e.message
-            failing = getattr(e, "checks", None)  # faena.observability.readiness.NotReady
+            # NotReady (faena.observability.readiness): generic reasons for the client, what
+            # exactly failed for the log. Any other Unavailable: its text stays in the log.
+            failing = getattr(e, "checks", None)
+            details = getattr(e, "details", None) or {}
+            log.warning("not ready", request_id=request_id, error=e.message, **_prefixed(details))
+            message = (
+                e.message
+                if failing is not None
+                else f"readiness check failed; request id {request_id}"
+            )
         except Exception:
             log.exception("readiness check failed", request_id=request_id)
             message = f"readiness check failed; request id {request_id}"
@@ -64,3 +72,8 @@ def system_router(
         return JsonResponse({"kinds": sorted(orchestrator.catalog.kinds())})
 
     return router
+
+
+def _prefixed(details: dict[str, str]) -> dict[str, str]:
+    """Log fields for a failing check's details: ``check_store=...``."""
+    return {f"check_{name}": text for name, text in details.items()}

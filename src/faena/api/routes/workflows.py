@@ -12,6 +12,7 @@ from starlette.responses import Response
 from faena.api.auth import Authenticator
 from faena.api.body import (
     MAX_YAML_VALUES,
+    NO_CONTENT_TYPE,
     check_limits,
     input_limits,
     is_json_media_type,
@@ -75,12 +76,19 @@ def parse_run_states(raw: str | None) -> frozenset[RunState] | None:
 
 
 async def read_definition(request: Request) -> Any:
-    """The workflow document of a PUT: JSON by content type, else YAML (with line marks)."""
+    """The workflow document of a PUT: JSON or YAML (with line marks) by its content type; a
+    body without one is refused (415), never guessed."""
     content_type = request.headers.get("content-type")
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if content_type is not None and is_json_media_type(content_type):
+    if content_type is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            NO_CONTENT_TYPE.format(wanted="application/yaml or application/json"),
+        )
+    media = content_type.split(";", 1)[0].strip().lower()
+    if is_json_media_type(content_type):
         return await read_json(request)
-    if content_type is not None and media not in YAML_MEDIA_TYPES:
+    if media not in YAML_MEDIA_TYPES:
         raise ApiError(
             415,
             "unsupported_media_type",

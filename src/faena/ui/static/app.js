@@ -28,8 +28,8 @@ const Faena = (() => {
   async function api(path, opts = {}) {
     const headers = { Authorization: "Bearer " + (opts.key || key()), Accept: "application/json" };
     let body = opts.body;
-    if (body !== undefined && typeof body !== "string") {
-      body = JSON.stringify(body);
+    if (body !== undefined) {  // the API refuses a body without a Content-Type (415)
+      if (typeof body !== "string") body = JSON.stringify(body);
       headers["Content-Type"] = "application/json";
     }
     const res = await fetch(path, { method: opts.method || "GET", headers, body });
