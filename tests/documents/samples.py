@@ -63,9 +63,27 @@ def text_pdf(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-def page_image(lines: list[str], *, width: int = 1700, size: int = 40) -> Image.Image:
+# German and Spanish text, for the OCR language option: letters English has not.
+GERMAN = [
+    "Rechnung Nr. 2026-0042 der Müller & Söhne GmbH",
+    "Gesamtbetrag 1.234,56 Euro, fällig am 30. November",
+    "Größere Straßenschäden über der Brücke gemeldet",
+]
+SPANISH = [
+    "Factura número 2026-0042 de Suministros Peña",
+    "Importe total 1.234,56 euros con vencimiento el lunes",
+    "El pingüino comió piñas y jamón en la montaña",
+]
+# Pillow's bundled font has no glyphs beyond ASCII: accented text is drawn with Debian's
+# DejaVu Sans (package fonts-dejavu-core, installed by .ci/run).
+UNICODE_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def page_image(
+    lines: list[str], *, width: int = 1700, size: int = 40, font_path: str | None = None
+) -> Image.Image:
     """A white page with ``lines`` in black, like a clean scan at about 200 DPI."""
-    font = ImageFont.load_default(size=size)
+    font = ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default(size=size)
     image = Image.new("L", (width, 120 + len(lines) * size * 2), 255)
     draw = ImageDraw.Draw(image)
     for i, line in enumerate(lines):
@@ -73,15 +91,17 @@ def page_image(lines: list[str], *, width: int = 1700, size: int = 40) -> Image.
     return image
 
 
-def image_bytes(lines: list[str], fmt: str = "PNG") -> bytes:
+def image_bytes(lines: list[str], fmt: str = "PNG", *, font_path: str | None = None) -> bytes:
     buf = io.BytesIO()
-    page_image(lines).save(buf, fmt)
+    page_image(lines, font_path=font_path).save(buf, fmt)
     return buf.getvalue()
 
 
-def degraded_image(lines: list[str], *, size: int = 26, seed: int = 7) -> bytes:
+def degraded_image(
+    lines: list[str], *, size: int = 26, seed: int = 7, font_path: str | None = None
+) -> bytes:
     """A poor scan: smaller text, rotated 1.5°, blurred, and 4 % of its pixels noise."""
-    image = page_image(lines, size=size, width=1200)
+    image = page_image(lines, size=size, width=1200, font_path=font_path)
     image = image.rotate(1.5, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
     image = image.filter(ImageFilter.GaussianBlur(0.8))
     rnd = random.Random(seed)
@@ -106,6 +126,13 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
     images = [page_image(lines).convert("RGB") for lines in pages]
     buf = io.BytesIO()
     images[0].save(buf, "PDF", save_all=True, append_images=images[1:], resolution=200.0)
+    return buf.getvalue()
+
+
+def scanned_pdf_with(lines: list[str], *, font_path: str | None = None) -> bytes:
+    """A one-page scanned PDF of ``lines`` drawn with ``font_path``."""
+    buf = io.BytesIO()
+    page_image(lines, font_path=font_path).convert("RGB").save(buf, "PDF", resolution=200.0)
     return buf.getvalue()
 
 

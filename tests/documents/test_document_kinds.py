@@ -106,6 +106,20 @@ async def test_an_image_is_read_by_the_ocr_kind_in_the_pool(harness: Harness) ->
     assert outcome.result["pages"][0]["confidence"] > 80
 
 
+async def test_a_german_scan_is_read_with_lang_deu(harness: Harness) -> None:
+    """``lang`` reaches Tesseract through the pool, is reported, and is part of the cache key
+    (the same scan read with ``eng`` is read again, not served from the ``deu`` result)."""
+    scan = samples.scanned_pdf_with(samples.GERMAN, font_path=samples.UNICODE_FONT)
+    data = base64.b64encode(scan).decode()
+    german = await harness.run("ocr", {"data_b64": data, "lang": "deu"})
+    assert german.succeeded, german.error
+    assert german.result["lang"] == "deu" and german.result["cached"] is False
+    assert "Größere Straßenschäden über der Brücke" in german.result["text"]
+    english = await harness.run("ocr", {"data_b64": data, "lang": "eng"})
+    assert english.result["cached"] is False and english.result["lang"] == "eng"
+    assert "Straßenschäden" not in english.result["text"]
+
+
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[str]:
     files = {"/doc.pdf": samples.text_pdf([["served over HTTP"]])}
