@@ -101,7 +101,7 @@ class SemanticCache:
             return None
         limit = self.settings.threshold if threshold is None else threshold
         (vector,) = await self.embedder.embed([normalize(text)])
-        hit = await self._nearest(tenant, namespace, vector, now)
+        hit = await self._nearest(tenant, namespace, vector, now, limit)
         if hit is None or hit[1] < limit:
             self.counts[(tenant, "miss")] += 1
             return None
@@ -175,7 +175,7 @@ class SemanticCache:
         return {k: float(v) for k, v in self.counts.items()}
 
     async def _nearest(
-        self, tenant: str, namespace: str, vector: list[float], now: float
+        self, tenant: str, namespace: str, vector: list[float], now: float, limit: float
     ) -> tuple[dict[str, Any], float] | None:
         assert self.embedder is not None
         if self.store.supports_vector_search:
@@ -184,7 +184,7 @@ class SemanticCache:
             )
             return None if found is None else (found.entry.value, found.similarity)
         index = await self._index(tenant, namespace, now)
-        key, score = index.nearest(vector, now)
+        key, score = index.nearest(vector, now, limit)
         if not key:
             return None
         entry = await self.store.cache_get(GetCacheEntryParams(tenant, namespace, key, now))

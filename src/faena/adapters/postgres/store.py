@@ -137,6 +137,7 @@ class PostgresStore(
             with translated(self._address, "applying migrations"):
                 async with pool.acquire() as conn:
                     await migrate(conn, self._schema)
+                    await self.prepare_vectors(conn)  # pgvector if there (PostgresAiCache)
         except BaseException:
             await pool.close()
             raise
