@@ -368,9 +368,20 @@ class Client:
         tenant: str | None = None,
         expires_at: datetime | float | None = None,
         rate_limit: int | None = None,
+        rate_limit_bulk: int | None = None,
+        rate_limit_health: int | None = None,
     ) -> ApiKeyInfo:
-        """A new API key; its plaintext is in ``.key`` and is never shown again."""
-        body = key_body(name, scopes, tenant, expires_at, rate_limit)
+        """A new API key; its plaintext is in ``.key`` and is never shown again. The rate
+        limits are requests per minute of its own (None: the server's)."""
+        body = key_body(
+            name,
+            scopes,
+            tenant,
+            expires_at,
+            rate_limit,
+            rate_limit_bulk=rate_limit_bulk,
+            rate_limit_health=rate_limit_health,
+        )
         return ApiKeyInfo.from_json(self._call("POST", "/v1/keys", body=body))
 
     def list_keys(self) -> list[ApiKeyInfo]:
@@ -774,8 +785,18 @@ class AsyncClient:
         tenant: str | None = None,
         expires_at: datetime | float | None = None,
         rate_limit: int | None = None,
+        rate_limit_bulk: int | None = None,
+        rate_limit_health: int | None = None,
     ) -> ApiKeyInfo:
-        body = key_body(name, scopes, tenant, expires_at, rate_limit)
+        body = key_body(
+            name,
+            scopes,
+            tenant,
+            expires_at,
+            rate_limit,
+            rate_limit_bulk=rate_limit_bulk,
+            rate_limit_health=rate_limit_health,
+        )
         return ApiKeyInfo.from_json(await self._call("POST", "/v1/keys", body=body))
 
     async def list_keys(self) -> list[ApiKeyInfo]:

@@ -154,6 +154,8 @@ class ApiKeyInfo:
     revoked_at: datetime | None = None
     key: str | None = field(default=None, repr=False)
     rate_limit: int | None = None  # requests per minute; None: the server's default
+    rate_limit_bulk: int | None = None  # bulk requests per minute; None: derived or default
+    rate_limit_health: int | None = None  # health checks per minute; None: the address's
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ApiKeyInfo:
@@ -168,6 +170,8 @@ class ApiKeyInfo:
             revoked_at=parse_time(data.get("revoked_at")),
             key=data.get("key"),
             rate_limit=data.get("rate_limit"),
+            rate_limit_bulk=data.get("rate_limit_bulk"),
+            rate_limit_health=data.get("rate_limit_health"),
         )
 
 
@@ -237,10 +241,17 @@ def key_body(
     tenant: str | None,
     expires_at: datetime | float | None,
     rate_limit: int | None = None,
+    *,
+    rate_limit_bulk: int | None = None,
+    rate_limit_health: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name}
     if rate_limit is not None:
         body["rate_limit"] = rate_limit
+    if rate_limit_bulk is not None:
+        body["rate_limit_bulk"] = rate_limit_bulk
+    if rate_limit_health is not None:
+        body["rate_limit_health"] = rate_limit_health
     if scopes is not None:
         body["scopes"] = list(scopes)
     if tenant is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.api.conftest import Api, assert_error, every_store
 
 store_backend = every_store  # every test here runs on memory, SQLite and PostgreSQL
@@ -74,6 +76,33 @@ async def test_a_key_may_carry_its_own_rate_limit(api: Api) -> None:
     assert slow["rate_limit"] == 30
     principal = await api.keys.authenticate(response.json()["key"])
     assert principal.rate_limit == 30
+
+
+async def test_a_key_may_carry_its_own_bulk_and_health_limits(api: Api) -> None:
+    body = {"name": "probe", "rate_limit": 50, "rate_limit_bulk": 7, "rate_limit_health": 5000}
+    response = await api.client.post("/v1/keys", json=body, headers=api.auth(api.admin))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["rate_limit_bulk"], created["rate_limit_health"]) == (7, 5000)
+    listed = await api.client.get("/v1/keys", headers=api.auth(api.admin))
+    [probe] = [k for k in listed.json()["keys"] if k["name"] == "probe"]
+    assert (probe["rate_limit"], probe["rate_limit_bulk"], probe["rate_limit_health"]) == (
+        50,
+        7,
+        5000,
+    )
+    principal = await api.keys.authenticate(created["key"])
+    assert (principal.rate_limit_bulk, principal.rate_limit_health) == (7, 5000)
+    plain = await api.client.post("/v1/keys", json={"name": "p"}, headers=api.auth(api.admin))
+    assert plain.json()["rate_limit_bulk"] is None and plain.json()["rate_limit_health"] is None
+
+
+@pytest.mark.parametrize("field", ["rate_limit_bulk", "rate_limit_health"])
+async def test_a_bulk_or_health_limit_below_one_is_refused(api: Api, field: str) -> None:
+    response = await api.client.post(
+        "/v1/keys", json={"name": "x", field: 0}, headers=api.auth(api.admin)
+    )
+    assert field in assert_error(response, 422, "invalid")
 
 
 async def test_a_rate_limit_below_one_is_refused(api: Api) -> None:

@@ -125,6 +125,54 @@ async def test_a_key_with_its_own_limit_gets_it(limited: Limited) -> None:
     assert (await limited.client.get("/v1/jobs", headers=limited.auth())).status_code == 200
 
 
+async def test_a_key_with_its_own_bulk_limit_gets_it(limited: Limited) -> None:
+    own = await limited.keys.create(DEFAULT_TENANT, "loader", ["admin"], rate_limit_bulk=4)
+    batch = [{"kind": "noop"}]
+    for _ in range(4):  # the server's bulk limit is 2
+        response = await limited.client.post(
+            "/v1/jobs/batch", json=batch, headers=limited.auth(own.plaintext)
+        )
+        assert response.status_code == 201, response.text
+    response = await limited.client.post(
+        "/v1/jobs/batch", json=batch, headers=limited.auth(own.plaintext)
+    )
+    assert "bulk" in assert_limited(response, 4)
+
+
+async def test_a_raised_key_without_a_bulk_limit_gets_a_tenth_of_its_own(
+    limited: Limited,
+) -> None:
+    raised = await limited.keys.create(DEFAULT_TENANT, "raised", ["admin"], rate_limit=30)
+    batch = [{"kind": "noop"}]
+    headers = limited.auth(raised.plaintext)
+    for _ in range(3):
+        response = await limited.client.post("/v1/jobs/batch", json=batch, headers=headers)
+        assert response.status_code == 201, response.text
+    response = await limited.client.post("/v1/jobs/batch", json=batch, headers=headers)
+    assert_limited(response, 3)
+
+
+async def test_a_key_with_its_own_health_limit_draws_from_its_own_bucket(
+    limited: Limited,
+) -> None:
+    prober = await limited.keys.create(DEFAULT_TENANT, "prober", ["jobs:read"], rate_limit_health=6)
+    headers = limited.auth(prober.plaintext)
+    for path in ["/healthz", "/readyz"] * 3:  # past the address's 4 health checks a minute
+        assert (await limited.client.get(path, headers=headers)).status_code == 200
+    message = assert_limited(await limited.client.get("/healthz", headers=headers), 6)
+    assert "health checks of this API key" in message
+    for _ in range(4):  # the address's own health bucket was not touched
+        assert (await limited.client.get("/healthz")).status_code == 200
+
+
+async def test_a_refused_key_on_a_health_path_uses_the_address_bucket(limited: Limited) -> None:
+    headers = limited.auth("fk_not_a_real_key_at_all")
+    statuses = [
+        (await limited.client.get("/healthz", headers=headers)).status_code for _ in range(5)
+    ]
+    assert statuses == [200] * 4 + [429]
+
+
 async def test_failed_authentications_lock_the_address_out(limited: Limited) -> None:
     for _ in range(3):
         response = await limited.client.get("/v1/jobs", headers=limited.auth("fk_wrong_key_xx"))

@@ -200,6 +200,20 @@ def test_keys_create_prints_the_key_once_and_it_works(faena, server: LiveServer)
         assert client.list_jobs(limit=1) is not None
 
 
+def test_keys_create_takes_the_keys_own_rate_limits(faena) -> None:  # type: ignore[no-untyped-def]
+    result = faena(
+        "--json", "keys", "create", "probe", "--rate-limit", "50",
+        "--rate-limit-bulk", "7", "--rate-limit-health", "5000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert (created["rate_limit"], created["rate_limit_bulk"], created["rate_limit_health"]) == (
+        50,
+        7,
+        5000,
+    )
+
+
 def test_keys_list_and_revoke(faena) -> None:  # type: ignore[no-untyped-def]
     created = json.loads(faena("keys", "create", "temp", "--json").stdout)
     listed = faena("keys", "list")

@@ -117,6 +117,7 @@ def create_app(
         rate_limits=rate_limits,
         input_limits=input_limits,
         upload_limits=upload_limits,
+        keys=keys,
     )
     if telemetry is not None and telemetry.enabled:  # outermost: sees the route and status
         from faena.observability.http import TelemetryMiddleware

@@ -14,8 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faena.api.body import DEFAULT_LIMITS, INPUT_LIMITS_KEY, InputLimits
 from faena.api.errors import REQUEST_ID_KEY, error_response, rate_limit_headers
-from faena.domain.errors import PayloadTooLarge, RateLimited
-from faena.services.ratelimit import RateLimits
+from faena.domain.auth import Principal
+from faena.domain.errors import PayloadTooLarge, RateLimited, Unauthorized
+from faena.services.keys import KeyService
+from faena.services.ratelimit import HEALTH_PATHS, RateLimits
 
 log = structlog.get_logger("faena.api")
 
@@ -47,8 +49,11 @@ class RequestMiddleware:
         rate_limits: RateLimits | None = None,
         upload_limits: dict[str, int] | None = None,
         input_limits: InputLimits = DEFAULT_LIMITS,
+        *,
+        keys: KeyService | None = None,
     ) -> None:
         self.app = app
+        self.keys = keys  # a health request's key, for its own health limit
         self.max_body_bytes = max_body_bytes
         # Exact paths whose POST bodies have a limit of their own (artefact uploads, streamed).
         self.upload_limits = upload_limits or {}
@@ -76,7 +81,7 @@ class RequestMiddleware:
         charged = True
         if limits is not None:
             try:
-                charged = await _admit(limits, scope)
+                charged = await _admit(limits, scope, self.keys)
             except RateLimited as refused:
                 await error_response(
                     429, refused.code, refused.message, request_id, rate_limit_headers(refused)
@@ -126,14 +131,31 @@ class RequestMiddleware:
                 await limits.settle(scope[CLIENT_IP_KEY])
 
 
-async def _admit(limits: RateLimits, scope: Scope) -> bool:
+async def _admit(limits: RateLimits, scope: Scope, keys: KeyService | None) -> bool:
     """Find the client's address and charge what is known before the app; see
     :meth:`RateLimits.admit`."""
     client = scope.get("client")
     ip = limits.client_ip(client[0] if client else None, _header(scope, b"x-forwarded-for"))
     scope[CLIENT_IP_KEY] = ip
-    has_key = _header(scope, b"authorization") is not None
-    return await limits.admit(scope["method"], scope["path"], ip, has_key)
+    authorization = _header(scope, b"authorization")
+    health_key = None
+    if authorization is not None and keys is not None and scope["path"] in HEALTH_PATHS:
+        health_key = await _health_key(keys, authorization)
+    return await limits.admit(
+        scope["method"], scope["path"], ip, authorization is not None, health_key
+    )
+
+
+async def _health_key(keys: KeyService, authorization: bytes) -> Principal | None:
+    """The valid key a health request presents (health paths need none: a refused one is
+    ignored, and the request draws from its address's health bucket)."""
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return await keys.authenticate(token.strip())
+    except Unauthorized:
+        return None
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -153,6 +153,16 @@ class KeyIn(BaseModel):
     rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None, description="requests per minute for this key (default: the server's)"
     )
+    rate_limit_bulk: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None,
+        description="bulk requests (POST /v1/jobs/batch) per minute for this key (default: a "
+        "tenth of rate_limit when it is set, else the server's)",
+    )
+    rate_limit_health: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None,
+        description="health checks (/healthz, /readyz, /metrics) per minute presenting this "
+        "key, from a bucket of its own (default: the client address's health bucket)",
+    )
 
 
 JOB_IN = TypeAdapter(JobIn)
@@ -217,6 +227,8 @@ def key_to_json(key: ApiKey) -> dict[str, Any]:
         "expires_at": iso(key.expires_at),
         "revoked_at": iso(key.revoked_at),
         "rate_limit": key.rate_limit,
+        "rate_limit_bulk": key.rate_limit_bulk,
+        "rate_limit_health": key.rate_limit_health,
     }
 
 
@@ -288,6 +300,12 @@ class KeyOut(BaseModel):
     expires_at: str | None
     revoked_at: str | None
     rate_limit: int | None = Field(description="requests per minute; null: the server default")
+    rate_limit_bulk: int | None = Field(
+        default=None, description="bulk requests per minute; null: derived or the server default"
+    )
+    rate_limit_health: int | None = Field(
+        default=None, description="health checks per minute; null: the address's health bucket"
+    )
 
 
 class CreatedKeyOut(KeyOut):

@@ -38,6 +38,16 @@ def keys() -> None:
     "--rate-limit", type=click.IntRange(min=1), metavar="N",
     help="at most N requests a minute with this key (default: the server's limit)",
 )  # fmt: skip
+@click.option(
+    "--rate-limit-bulk", type=click.IntRange(min=1), metavar="N",
+    help="at most N bulk requests (POST /v1/jobs/batch) a minute "
+    "(default: a tenth of --rate-limit, else the server's)",
+)  # fmt: skip
+@click.option(
+    "--rate-limit-health", type=click.IntRange(min=1), metavar="N",
+    help="at most N health checks a minute presenting this key, in a bucket of its own "
+    "(default: the client address's)",
+)  # fmt: skip
 @json_option
 @pass_cli
 def create(
@@ -48,11 +58,19 @@ def create(
     tenant: str | None,
     expires_in: float | None,
     rate_limit: int | None,
+    rate_limit_bulk: int | None,
+    rate_limit_health: int | None,
 ) -> None:
     """Create a key called NAME and print it (it is shown once)."""
     expires_at = None if expires_in is None else time.time() + expires_in
     key = cli.client().create_key(
-        name, scopes or DEFAULT_SCOPES, tenant=tenant, expires_at=expires_at, rate_limit=rate_limit
+        name,
+        scopes or DEFAULT_SCOPES,
+        tenant=tenant,
+        expires_at=expires_at,
+        rate_limit=rate_limit,
+        rate_limit_bulk=rate_limit_bulk,
+        rate_limit_health=rate_limit_health,
     )
     if cli.json:
         print_json(key)  # the plaintext is its `key` field

@@ -27,6 +27,8 @@ class ApiKey:
     expires_at: float | None = None
     revoked_at: float | None = None
     rate_limit: int | None = None  # requests per minute for this key; None: the server default
+    rate_limit_bulk: int | None = None  # bulk requests per minute; None: from rate_limit
+    rate_limit_health: int | None = None  # health requests per minute presenting this key
 
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -41,6 +43,8 @@ class Principal:
     key_prefix: str
     scopes: tuple[str, ...]
     rate_limit: int | None = None  # the key's own requests-per-minute limit, if it has one
+    rate_limit_bulk: int | None = None  # its own bulk limit (POST /v1/jobs/batch), if any
+    rate_limit_health: int | None = None  # its own health limit (/healthz, /readyz, /metrics)
 
     def has_scope(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes

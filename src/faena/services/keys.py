@@ -72,7 +72,11 @@ class KeyService:
         expires_at: float | None = None,
         plaintext: str | None = None,
         rate_limit: int | None = None,
+        rate_limit_bulk: int | None = None,
+        rate_limit_health: int | None = None,
     ) -> CreatedKey:
+        """A new key; ``rate_limit``, ``rate_limit_bulk``, ``rate_limit_health``: its own
+        requests per minute (default bucket, bulk, health checks), None for the server's."""
         unknown = set(scopes) - KNOWN_SCOPES
         if unknown or not scopes:
             raise ValidationError(
@@ -83,8 +87,16 @@ class KeyService:
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
             raise ValidationError("expires_at must be in the future")
-        if rate_limit is not None and not 1 <= rate_limit <= MAX_RATE_LIMIT:
-            raise ValidationError(f"rate_limit must be between 1 and {MAX_RATE_LIMIT} per minute")
+        limits = {
+            "rate_limit": rate_limit,
+            "rate_limit_bulk": rate_limit_bulk,
+            "rate_limit_health": rate_limit_health,
+        }
+        for field_name, value in limits.items():
+            if value is not None and not 1 <= value <= MAX_RATE_LIMIT:
+                raise ValidationError(
+                    f"{field_name} must be between 1 and {MAX_RATE_LIMIT} per minute"
+                )
         plaintext = plaintext or generate_key()
         key = ApiKey(
             id=new_id(),
@@ -96,6 +108,8 @@ class KeyService:
             created_at=now,
             expires_at=expires_at,
             rate_limit=rate_limit,
+            rate_limit_bulk=rate_limit_bulk,
+            rate_limit_health=rate_limit_health,
         )
         await self.store.create_api_key(key)
         return CreatedKey(key=key, plaintext=plaintext)
@@ -118,6 +132,8 @@ class KeyService:
                     key_prefix=key.prefix,
                     scopes=key.scopes,
                     rate_limit=key.rate_limit,
+                    rate_limit_bulk=key.rate_limit_bulk,
+                    rate_limit_health=key.rate_limit_health,
                 )
                 if len(self._cache) > 10_000:
                     self._cache.clear()
@@ -135,6 +151,8 @@ class KeyService:
         *,
         expires_at: float | None = None,
         rate_limit: int | None = None,
+        rate_limit_bulk: int | None = None,
+        rate_limit_health: int | None = None,
     ) -> CreatedKey:
         """A key created through the API or CLI: for the caller's own tenant, or — by the
         operator only — for another tenant, which must exist."""
@@ -145,7 +163,15 @@ class KeyService:
             raise ValidationError(
                 f"tenant {target!r} does not exist; create it first with 'faena tenants create'"
             )
-        return await self.create(target, name, scopes, expires_at=expires_at, rate_limit=rate_limit)
+        return await self.create(
+            target,
+            name,
+            scopes,
+            expires_at=expires_at,
+            rate_limit=rate_limit,
+            rate_limit_bulk=rate_limit_bulk,
+            rate_limit_health=rate_limit_health,
+        )
 
     async def list(self, tenant: str) -> list[ApiKey]:
         return await self.store.list_api_keys(tenant)

@@ -8,11 +8,14 @@ Three classes of request (issue 6):
 - **everything else**: a bucket per API key *and* one per client address, 100 a minute each;
   both must allow.
 
-A key's own ``rate_limit`` replaces the default for it (bulk scales with it, a tenth); its
-requests then draw from a per-address bucket of that size too, so a raised key is not held
-back by the default per-address bucket. Failed authentications (a key presented and refused)
-draw from a per-address bucket of their own (20 a minute); while it is empty, every request
-from that address that presents a key is refused with 429, valid key or not.
+A key's own ``rate_limit`` replaces the default for it (bulk scales with it, a tenth, unless the
+key has its own ``rate_limit_bulk``); its requests then draw from a per-address bucket of that
+size too, so a raised key is not held back by the default per-address bucket. A key with its own
+``rate_limit_health`` presented to a health path draws from a bucket of its own of that size
+instead of the address's health bucket (a monitoring key of a busy prober). Failed
+authentications (a key presented and refused) draw from a per-address bucket of their own (20 a
+minute); while it is empty, every request from that address that presents a key is refused with
+429, valid key or not.
 
 The middleware asks :meth:`RateLimits.admit` before the app; the authenticator asks
 :meth:`RateLimits.after_auth` or :meth:`RateLimits.auth_failed`.
@@ -139,12 +142,20 @@ class RateLimits:
             return RequestClass.BULK
         return RequestClass.DEFAULT
 
-    async def admit(self, method: str, path: str, ip: str, has_key: bool) -> bool:
+    async def admit(
+        self, method: str, path: str, ip: str, has_key: bool, health_key: Principal | None = None
+    ) -> bool:
         """Before the app: charge what can be charged without knowing the key. True when the
         request has been charged; False when the authenticator will charge it (it presents a
-        key to a route that authenticates). Raises RateLimited."""
+        key to a route that authenticates). ``health_key``: the valid key a health request
+        presents, if any. Raises RateLimited."""
         s = self.settings
         if path in HEALTH_PATHS:
+            if health_key is not None and health_key.rate_limit_health:
+                limit = health_key.rate_limit_health
+                bucket = "hk:" + health_key.key_id
+                await self._charge("health", bucket, limit, "health checks of this API key")
+                return True
             await self._charge("health", "h:" + ip, s.health_per_minute, "this client address")
             return True
         if has_key and path.startswith("/v1/") and not path.startswith(UNAUTHENTICATED_PREFIXES):
@@ -160,7 +171,12 @@ class RateLimits:
         s = self.settings
         limit = principal.rate_limit or s.per_minute
         if (method, path) in BULK_ROUTES:
-            bulk = max(1, limit // BULK_SHARE) if principal.rate_limit else s.bulk_per_minute
+            if principal.rate_limit_bulk:
+                bulk = principal.rate_limit_bulk
+            elif principal.rate_limit:
+                bulk = max(1, limit // BULK_SHARE)
+            else:
+                bulk = s.bulk_per_minute
             await self._charge("bulk", "kb:" + principal.key_id, bulk, "bulk requests of this key")
         else:
             await self._charge("key", "k:" + principal.key_id, limit, "this API key")

@@ -246,11 +246,12 @@ LIMIT $4"""
 
 API_KEY_COLUMNS = (
     "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at,"
-    " rate_limit_per_minute"
+    " rate_limit_per_minute, rate_limit_bulk_per_minute, rate_limit_health_per_minute"
 )
 
 CREATE_API_KEY = f"""
-INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+INSERT INTO api_keys ({API_KEY_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
 
 FIND_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE prefix = $1 ORDER BY created_at, id"
 

@@ -94,6 +94,8 @@ def row_to_api_key(r: Sequence[Any]) -> ApiKey:
         expires_at=r[7],
         revoked_at=r[8],
         rate_limit=r[9],
+        rate_limit_bulk=r[10],
+        rate_limit_health=r[11],
     )
 
 

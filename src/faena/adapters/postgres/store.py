@@ -452,6 +452,8 @@ class PostgresStore(
                 key.expires_at,
                 key.revoked_at,
                 key.rate_limit,
+                key.rate_limit_bulk,
+                key.rate_limit_health,
             )
 
     async def find_api_keys(self, prefix: str) -> list[ApiKey]:

@@ -261,10 +261,12 @@ LIMIT :limit
 
 API_KEY_COLUMNS = (
     "id, tenant, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at,"
-    " rate_limit_per_minute"
+    " rate_limit_per_minute, rate_limit_bulk_per_minute, rate_limit_health_per_minute"
 )
 
-INSERT_API_KEY = f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_API_KEY = (
+    f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 FIND_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE prefix = ? ORDER BY created_at, id"
 

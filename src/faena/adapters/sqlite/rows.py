@@ -149,6 +149,8 @@ def api_key_row(key: ApiKey) -> tuple[Any, ...]:
         key.expires_at,
         key.revoked_at,
         key.rate_limit,
+        key.rate_limit_bulk,
+        key.rate_limit_health,
     )
 
 
@@ -164,4 +166,6 @@ def api_key_from_row(r: tuple[Any, ...]) -> ApiKey:
         expires_at=_real(r[7]),
         revoked_at=_real(r[8]),
         rate_limit=r[9],
+        rate_limit_bulk=r[10],
+        rate_limit_health=r[11],
     )

@@ -37,6 +37,8 @@ def keys_router(keys: KeyService, auth: Authenticator) -> APIRouter:
             key_in.scopes,
             expires_at=key_in.expires_at,
             rate_limit=key_in.rate_limit,
+            rate_limit_bulk=key_in.rate_limit_bulk,
+            rate_limit_health=key_in.rate_limit_health,
         )
         return JsonResponse({**key_to_json(created.key), "key": created.plaintext}, 201)
 

@@ -23,3 +23,7 @@ CREATE POLICY tenant_isolation ON workers TO faena_tenant
     USING (tenant = current_setting('faena.tenant', true)
            OR (tenant IS NULL AND current_setting('faena.tenant', true) = 'default'))
     WITH CHECK (tenant = current_setting('faena.tenant', true));
+
+-- A key's own bulk and health limits (requests per minute; NULL: derived or the server's).
+ALTER TABLE api_keys ADD COLUMN rate_limit_bulk_per_minute integer;
+ALTER TABLE api_keys ADD COLUMN rate_limit_health_per_minute integer;

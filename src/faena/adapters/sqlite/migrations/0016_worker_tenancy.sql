@@ -13,3 +13,7 @@ ALTER TABLE workers ADD COLUMN tenant TEXT;
 -- The runnable jobs of one tenant in claim order, for placement on workers bound to it (the
 -- shared queue index would scan past every other tenant's queued jobs).
 CREATE INDEX jobs_ready_tenant ON jobs (tenant, priority DESC, id) WHERE state = 'queued';
+
+-- A key's own bulk and health limits (requests per minute; NULL: derived or the server's).
+ALTER TABLE api_keys ADD COLUMN rate_limit_bulk_per_minute INTEGER;
+ALTER TABLE api_keys ADD COLUMN rate_limit_health_per_minute INTEGER;
