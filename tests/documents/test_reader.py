@@ -125,6 +125,37 @@ def test_the_lang_option_reads_the_letters_of_that_language(
     assert score >= 0.8 and score > english_score
 
 
+def test_max_rss_is_what_this_document_needed_not_the_process_lifetime_peak() -> None:
+    """A process that once held 300 MB more (a large document before) reports, for the next
+    small document, about what it reported before that: the high-water mark is reset per
+    reading. With the lifetime peak it would report 300 MB more."""
+    pdf = samples.text_pdf([samples.INVOICE])
+    before = read_document(pdf, "document.text", {})["max_rss_mb"]
+    hog = bytearray(b"x") * (300 * 1024 * 1024)  # written, so resident
+    del hog
+    after = read_document(pdf, "document.text", {})["max_rss_mb"]
+    assert 0 < after < before + 100, (before, after)
+
+
+def test_an_ocr_page_counts_its_tesseract_runs_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OCR runs in a Tesseract child: the figure covers its peak (measured by ``wait4`` for
+    that run alone), which for a page at 300 DPI is tens of MB."""
+    from faena.worker.kinds import document_reader
+
+    seen: list[int] = []
+    child = document_reader._PEAK.child
+
+    def spy(max_rss_kb: int) -> None:
+        seen.append(max_rss_kb)
+        child(max_rss_kb)
+
+    monkeypatch.setattr(document_reader._PEAK, "child", spy)
+    got = read_document(samples.image_bytes(samples.LETTER), "ocr", {"ocr": "always"})
+    [tesseract_kb] = seen
+    assert tesseract_kb > 10 * 1024
+    assert got["max_rss_mb"] >= round(tesseract_kb / 1024, 1)
+
+
 def test_a_password_protected_pdf_fails_clearly() -> None:
     with pytest.raises(DocumentError, match="password-protected"):
         read_document(samples.encrypted_pdf(samples.INVOICE), "document.text", {})

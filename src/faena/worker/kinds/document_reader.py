@@ -15,7 +15,9 @@ import io
 import os
 import resource
 import shutil
+import signal
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ def read_document(
     of the document read in several processes; finding no text in them is not an error (the
     caller judges the whole, :func:`merge_parts`)."""
     cpu_before = _cpu_s()
+    _PEAK.start()
     pages_wanted = options.get("pages")
     lang = str(options.get("lang", "eng"))
     mode = str(options.get("ocr", "auto"))
@@ -73,7 +76,7 @@ def read_document(
         "ocr_pages": [p.number for p in pages if p.ocr],
         "text": "\n\n".join(p.text for p in pages if p.text),
         "cpu_time_s": round(_cpu_s() - cpu_before, 4),
-        "max_rss_mb": peak_rss_mb(),
+        "max_rss_mb": _PEAK.mb(),
     }
     if not part:
         _check_text(result, mode)
@@ -85,6 +88,7 @@ def plan_document(data: bytes, options: dict[str, Any]) -> dict[str, Any]:
     one (a part, as :func:`merge_parts` takes it) and, under ``ocr``, the pages left for OCR,
     which the caller shares among processes (``read_document(part=True)``)."""
     cpu_before = _cpu_s()
+    _PEAK.start()
     mode = str(options.get("ocr", "auto"))
     if data.startswith(_PDF_MAGIC) or data[:1024].lstrip().startswith(_PDF_MAGIC):
         fmt = "pdf"
@@ -109,7 +113,7 @@ def plan_document(data: bytes, options: dict[str, Any]) -> dict[str, Any]:
         "ocr_pages": [],
         "ocr": ocr,
         "cpu_time_s": round(_cpu_s() - cpu_before, 4),
-        "max_rss_mb": peak_rss_mb(),
+        "max_rss_mb": _PEAK.mb(),
     }
 
 
@@ -144,11 +148,55 @@ def _cpu_s() -> float:
 
 
 def peak_rss_mb() -> float:
-    """The peak resident memory of this pool process and of the Tesseract runs it waited for
-    (Linux reports kilobytes): what reading needed at most, including what came before."""
+    """The lifetime peak resident memory of this process and of the children it waited for
+    (Linux reports kilobytes): the fallback where a per-document peak cannot be taken."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return round(max(own, children) / 1024, 1)
+
+
+class _PeakMeter:
+    """The peak resident memory of one reading: this process's high-water mark, reset when the
+    reading starts (Linux: ``5`` written to ``/proc/self/clear_refs`` resets ``VmHWM`` to the
+    current RSS), and the largest peak of the Tesseract runs it made (each one's own
+    ``ru_maxrss``, from ``wait4``). So a document reports what it needed, not the largest
+    document this pool process ever read. Elsewhere: the lifetime figures."""
+
+    def __init__(self) -> None:
+        self._children_kb = 0
+        self._resettable = True
+
+    def start(self) -> None:
+        self._children_kb = 0
+        if self._resettable:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                self._resettable = False
+
+    def child(self, max_rss_kb: int) -> None:
+        self._children_kb = max(self._children_kb, max_rss_kb)
+
+    def mb(self) -> float:
+        own = _hwm_kb() if self._resettable else None
+        if own is None:
+            return peak_rss_mb()
+        return round(max(own, self._children_kb) / 1024, 1)
+
+
+def _hwm_kb() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+_PEAK = _PeakMeter()  # one reading at a time per pool process
 
 
 def _select(count: int, wanted: Any) -> list[int]:
@@ -297,17 +345,10 @@ def ocr_image(image: Any, *, lang: str, dpi: int | None) -> tuple[str, float | N
     if dpi is not None:
         args += ["--dpi", str(dpi)]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    try:
-        done = subprocess.run(
-            [*args, "tsv"],
-            input=buf.getvalue(),
-            capture_output=True,
-            timeout=OCR_TIMEOUT_S,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise DocumentError(f"OCR of one page took more than {OCR_TIMEOUT_S:g}s") from None
+    done = _run_measured([*args, "tsv"], buf.getvalue(), OCR_TIMEOUT_S, env)
+    if done.timed_out:
+        raise DocumentError(f"OCR of one page took more than {OCR_TIMEOUT_S:g}s")
+    _PEAK.child(done.max_rss_kb)
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace")
         if "Failed loading language" in err or "Error opening data file" in err:
@@ -316,6 +357,63 @@ def ocr_image(image: Any, *, lang: str, dpi: int | None) -> tuple[str, float | N
             )
         raise DocumentError(f"Tesseract failed: {_one_line(err) or done.returncode}")
     return parse_tsv(done.stdout.decode(errors="replace"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    max_rss_kb: int  # the child's own peak resident memory
+    timed_out: bool
+
+
+def _run_measured(args: list[str], data: bytes, timeout_s: float, env: dict[str, str]) -> _Ran:
+    """``subprocess.run`` with its input and output, reaping the child with ``wait4`` to get
+    its own resource usage (``RUSAGE_CHILDREN`` only has the largest child ever); killed
+    after ``timeout_s``."""
+    proc = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+    errors: list[bytes] = []
+    lock = threading.Lock()
+    state = {"reaped": False, "killed": False}
+
+    def feed() -> None:
+        with contextlib.suppress(OSError):  # the child stopped reading (it failed)
+            stdin.write(data)
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def kill() -> None:
+        with lock:
+            if not state["reaped"]:  # never signal a pid that may be someone else's now
+                state["killed"] = True
+                os.kill(proc.pid, signal.SIGKILL)
+
+    helpers = [
+        threading.Thread(target=feed, daemon=True),
+        threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True),
+    ]
+    for t in helpers:
+        t.start()
+    timer = threading.Timer(timeout_s, kill)
+    timer.start()
+    try:
+        out = stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        with lock:
+            state["reaped"] = True
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+    for t in helpers:
+        t.join()
+    stdout.close()
+    stderr.close()
+    return _Ran(proc.returncode, out, b"".join(errors), int(usage.ru_maxrss), state["killed"])
 
 
 def parse_tsv(tsv: str) -> tuple[str, float | None]:
