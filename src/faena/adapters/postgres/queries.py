@@ -60,7 +60,18 @@ JOIN unnest($1::text[], $2::text[]) AS k(tenant, idempotency_key)
 
 # -- claim -----------------------------------------------------------------------------------
 
-# Due scheduled jobs become queued, so the claim scans one partial index in claim order.
+# The whole claim is one function call (migration 0015, `faena_claim`): it promotes due
+# scheduled jobs, locks candidates in claim order with SKIP LOCKED on the partial index of queued
+# jobs, applies concurrency keys under advisory try-locks, and moves the chosen rows to `running`
+# — one round trip, in the statement's own transaction.
+CLAIM = f"""
+SELECT {_J}
+FROM faena_claim($1, $2::text[], $3::text[], $4::jsonb, $5, $6, $7, $8, $9) j"""
+
+# Remote placement claims the jobs the scheduler chose for a worker (adapters/postgres/workers.py)
+# with these, in one transaction.
+
+# Due scheduled jobs become queued, so claims scan one partial index in claim order.
 PROMOTE_DUE = """
 UPDATE jobs SET state = 'queued', run_at = NULL
 WHERE id IN (
@@ -70,29 +81,9 @@ WHERE id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED)"""
 
-# A claim must walk `jobs_queued_idx` in order and stop after $1 rows. Without fresh statistics
-# (a burst of submits, a new table) the planner guesses a handful of queued rows and prefers to
-# fetch and sort them all, which costs O(queue length) per claim (and to update the locked rows
-# by scanning the table rather than by TID). Sorts and sequential scans are switched off for the
-# claim's transaction only, so the ordered index scan and the TID scan are the plans whatever the
-# statistics say. Two statements, one round trip (simple query protocol).
-CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off"
-
-# Lock up to $1 candidates in claim order; the adapter then applies concurrency keys.
-CLAIM_CANDIDATES = """
-SELECT id, tenant, concurrency_key, concurrency_limit, ctid
-FROM jobs
-WHERE state = 'queued'
-  AND ($2::text[] IS NULL OR kind = ANY($2::text[]))
-  AND ($3::text[] IS NULL OR queue = ANY($3::text[]))
-  AND labels <@ $4::jsonb
-  AND id <> ALL($5::text[])
-ORDER BY priority DESC, id
-LIMIT $1
-FOR UPDATE SKIP LOCKED"""
-
 # Transaction-level advisory locks per (tenant, concurrency key): while a claimer holds one, it
 # alone counts and places that key's jobs, on every server. Try-locks: never wait, never deadlock.
+# (`faena_claim` takes the same locks, so local and remote claims respect each other's counts.)
 TRY_LOCK_CONCURRENCY_KEYS = """
 SELECT t, k, pg_try_advisory_xact_lock(hashtextextended('faena.ck:' || t || ':' || k, 0))
 FROM unnest($1::text[], $2::text[]) AS u(t, k)"""
