@@ -199,21 +199,28 @@ async def test_a_claim_walks_the_queued_index_in_order_even_without_statistics(
     pg_store: PostgresStore, pg_admin: asyncpg.Connection, pg_schema: str
 ) -> None:
     """A fresh, never-analyzed table is where the planner prefers to fetch and sort every
-    queued job: the claim's planner settings must still give the ordered partial-index scan."""
+    queued job: the claim function's planner settings must still give the ordered
+    partial-index scan and update the locked rows by TID. auto_explain shows the plans of the
+    statements inside ``faena_claim`` as notices."""
     await submit(pg_store, [JobSpec(kind="noop") for _ in range(2_000)])
-    await pg_admin.execute(f"SET search_path = {pg_schema}")
+    plans: list[str] = []
+    pg_admin.add_log_listener(lambda _conn, message: plans.append(str(message.message)))
+    await pg_admin.execute(
+        f"SET search_path = {pg_schema}; LOAD 'auto_explain';"
+        " SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;"
+        " SET auto_explain.log_level = notice; SET client_min_messages = notice"
+    )
+    rows = await pg_admin.fetch(
+        "SELECT id FROM faena_claim(100, NULL, NULL, '{}', 'w1', $1, 30, 1000, 8)", NOW
+    )
+    await pg_admin.execute("RESET auto_explain.log_min_duration")
 
-    async with pg_admin.transaction():
-        await pg_admin.execute(q.CLAIM_PLANNER_SETTINGS)
-        plan = "\n".join(
-            r[0]
-            for r in await pg_admin.fetch(
-                "EXPLAIN " + q.CLAIM_CANDIDATES, 100, None, None, "{}", []
-            )
-        )
-
-    assert "Index Scan using jobs_queued_idx" in plan
-    assert "Sort" not in plan
+    assert len(rows) == 100
+    candidates = next(p for p in plans if "ORDER BY priority DESC, id" in p and "LockRows" in p)
+    assert "Index Scan using jobs_queued_idx" in candidates
+    assert "Sort" not in candidates
+    claimed = next(p for p in plans if "Update on jobs" in p and "ctid = ANY" in p)
+    assert "Tid Scan" in claimed
 
 
 async def test_submitting_jobs_notifies_listeners(

@@ -222,70 +222,20 @@ class PostgresStore(
             return []
         kinds = sorted(params.kinds) if params.kinds is not None else None
         queues = sorted(params.queues) if params.queues is not None else None
-        offered = params.worker_labels
-        async with self._connection("claiming jobs") as conn, conn.transaction():
-            await conn.execute(q.CLAIM_PLANNER_SETTINGS)
-            await conn.execute(q.PROMOTE_DUE, params.now, _PROMOTE_BATCH)
-            chosen: list[str] = []
-            chosen_rows: list[Any] = []  # their ctids: the rows this transaction locked
-            passed_over: list[str] = []
-            running: dict[tuple[str, str], int] = {}  # keys whose advisory lock we hold
-            for round_no in range(_CLAIM_ROUNDS):
-                want = params.limit - len(chosen)
-                fetch = want if round_no == 0 else max(want, 100)
-                rows = await conn.fetch(
-                    q.CLAIM_CANDIDATES, fetch, kinds, queues, offered, chosen + passed_over
-                )
-                await self._lock_keys(conn, rows, running)
-                for job_id, tenant, key, limit, ctid in rows:
-                    if len(chosen) == params.limit:
-                        break
-                    if key is None:
-                        chosen.append(job_id)
-                        chosen_rows.append(ctid)
-                    elif running.get((tenant, key), limit) < limit:
-                        running[(tenant, key)] += 1
-                        chosen.append(job_id)
-                        chosen_rows.append(ctid)
-                    else:  # key saturated, or locked by another claimer right now
-                        passed_over.append(job_id)
-                if len(rows) < fetch or len(chosen) == params.limit:
-                    break
-            if not chosen:
-                return []
+        async with self._connection("claiming jobs") as conn:
             rows = await conn.fetch(
-                q.CLAIM_JOBS, chosen_rows, params.worker_id, params.now, params.lease_s
+                q.CLAIM,
+                params.limit,
+                kinds,
+                queues,
+                params.worker_labels,
+                params.worker_id,
+                params.now,
+                params.lease_s,
+                _PROMOTE_BATCH,
+                _CLAIM_ROUNDS,
             )
         return [row_to_job(r) for r in rows]
-
-    @staticmethod
-    async def _lock_keys(
-        conn: Any, rows: Sequence[Any], running: dict[tuple[str, str], int]
-    ) -> None:
-        """Try-lock the concurrency keys of ``rows`` not held yet and count their running jobs.
-
-        A key another claimer holds is skipped (like a SKIP LOCKED row): waiting could deadlock
-        across claim rounds, and that claimer is placing the key's jobs right now anyway.
-        """
-        wanted = sorted({(r[1], r[2]) for r in rows if r[2] is not None} - running.keys())
-        if not wanted:
-            return
-        tenants = [t for t, _ in wanted]
-        keys = [k for _, k in wanted]
-        locked = [
-            (t, k)
-            for t, k, ok in await conn.fetch(q.TRY_LOCK_CONCURRENCY_KEYS, tenants, keys)
-            if ok
-        ]
-        if not locked:
-            return
-        for t, k in locked:
-            running[(t, k)] = 0
-        counts = await conn.fetch(
-            q.COUNT_RUNNING_BY_KEY, [t for t, _ in locked], [k for _, k in locked]
-        )
-        for t, k, n in counts:
-            running[(t, k)] = n
 
     # -- leases and completions ------------------------------------------------------------
 

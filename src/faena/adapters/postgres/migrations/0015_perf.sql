@@ -111,3 +111,94 @@ ALTER TABLE job_count_deltas ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON job_count_deltas TO faena_tenant
     USING (tenant = current_setting('faena.tenant', true))
     WITH CHECK (tenant = current_setting('faena.tenant', true));
+
+-- The claim in one statement (one round trip, its own transaction): promote due scheduled jobs,
+-- lock candidates in claim order with SKIP LOCKED, hold concurrency keys with try-locks and
+-- count their running jobs, then move the chosen rows to `running`. What the adapter used to do
+-- in six round trips (BEGIN, planner settings, promote, candidates, claim, COMMIT).
+--
+-- Sorts and sequential scans are off for the function only: a claim must walk
+-- `jobs_queued_idx` in order and stop after `p_limit` rows whatever the statistics say (right
+-- after a burst of submits they say the queue is empty), and update the rows it locked by TID.
+CREATE FUNCTION faena_claim(
+    p_limit integer, p_kinds text[], p_queues text[], p_labels jsonb, p_worker text,
+    p_now double precision, p_lease_s double precision, p_promote integer, p_rounds integer)
+RETURNS SETOF jobs LANGUAGE plpgsql
+SET enable_sort = off SET enable_seqscan = off AS $$
+DECLARE
+    chosen tid[] := '{}';
+    seen text[] := '{}';  -- ids this call locked already: a row it holds is not "skipped"
+    key_names text[] := '{}';  -- tenant \x1f key of each concurrency key it holds
+    key_running integer[] := '{}';
+    c record;
+    fetched integer;
+    want integer;
+    k text;
+    i integer;
+BEGIN
+    UPDATE jobs SET state = 'queued', run_at = NULL
+    WHERE id IN (
+        SELECT id FROM jobs
+        WHERE state = 'scheduled' AND run_at <= p_now
+        ORDER BY run_at
+        LIMIT p_promote
+        FOR UPDATE SKIP LOCKED);
+    FOR round_no IN 1..p_rounds LOOP
+        want := p_limit - cardinality(chosen);
+        IF round_no > 1 THEN
+            want := greatest(want, 100);
+        END IF;
+        fetched := 0;
+        FOR c IN
+            SELECT id, tenant, concurrency_key, concurrency_limit, ctid
+            FROM jobs
+            WHERE state = 'queued'
+              AND (p_kinds IS NULL OR kind = ANY(p_kinds))
+              AND (p_queues IS NULL OR queue = ANY(p_queues))
+              AND labels <@ p_labels
+              AND id <> ALL(seen)
+            ORDER BY priority DESC, id
+            LIMIT want
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            fetched := fetched + 1;
+            seen := seen || c.id;
+            CONTINUE WHEN cardinality(chosen) >= p_limit;
+            IF c.concurrency_key IS NULL THEN
+                chosen := chosen || c.ctid;
+                CONTINUE;
+            END IF;
+            k := c.tenant || E'\x1f' || c.concurrency_key;
+            i := array_position(key_names, k);
+            IF i IS NULL THEN
+                -- Another claimer holds the key: it is placing the key's jobs right now, so
+                -- pass over them (like a SKIP LOCKED row); waiting could deadlock.
+                CONTINUE WHEN NOT pg_try_advisory_xact_lock(
+                    hashtextextended('faena.ck:' || c.tenant || ':' || c.concurrency_key, 0));
+                key_names := key_names || k;
+                key_running := key_running || (
+                    SELECT count(*)::integer FROM jobs
+                    WHERE tenant = c.tenant AND concurrency_key = c.concurrency_key
+                      AND state = 'running');
+                i := cardinality(key_names);
+            END IF;
+            IF key_running[i] < c.concurrency_limit THEN
+                key_running[i] := key_running[i] + 1;
+                chosen := chosen || c.ctid;
+            END IF;
+        END LOOP;
+        EXIT WHEN fetched < want OR cardinality(chosen) >= p_limit;
+    END LOOP;
+    IF cardinality(chosen) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE jobs j
+        SET state = 'running', attempts = j.attempts + 1, worker_id = p_worker,
+            started_at = p_now, lease_expires_at = p_now + p_lease_s, run_at = NULL
+        WHERE j.ctid = ANY(chosen)
+        RETURNING j.*)
+    SELECT * FROM claimed ORDER BY priority DESC, id;
+END
+$$;
