@@ -6,7 +6,10 @@ latency of the cache hit path of the ``document.text`` kind.
 Each phase runs for at most ``--seconds`` (and a bounded number of rounds); the reading goes
 through the same process pool the worker uses, with the cache off. The cache phase runs the
 kind itself on an artefact input against a real store (SQLite file, memory, or PostgreSQL with
-``--store postgres``): metadata lookup + cache lookup, no bytes read. Prints one JSON line.
+``--store postgres``), twice: as a server runs it (``cache_hit``: the first hit reads the store,
+metadata joined with the cache row, no bytes; repeated ones are answered by the in-process memo)
+and with the memo off (``cache_hit_store``: every hit is that store read). ``--only cache``
+runs that phase alone. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from faena.domain.jobs import Job, JobSpec
 from faena.domain.logs import LogStream
 from faena.ports.clock import SystemClock
 from faena.services.artefacts import ArtefactService
+from faena.worker.kinds.document_memo import ResultMemo
 from faena.worker.kinds.documents import DocumentKind, DocumentPool
 
 MAX_ROUNDS = 200
@@ -75,7 +79,9 @@ async def _store(kind: str, tmp: Path) -> Any:
     return PostgresStore(url, schema=f"faena_bench_docs_{os.getpid()}", min_size=1, max_size=2)
 
 
-async def _cache_hits(pool: DocumentPool, store_kind: str, seconds: float) -> dict[str, Any]:
+async def _cache_hits(
+    pool: DocumentPool, store_kind: str, seconds: float, *, memo: bool
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = await _store(store_kind, Path(tmp))
         await store.open()
@@ -83,7 +89,7 @@ async def _cache_hits(pool: DocumentPool, store_kind: str, seconds: float) -> di
             artefacts = ArtefactService(store, LocalDirBlobStore(Path(tmp) / "b"), SystemClock())
             a = await artefacts.put("default", "b.pdf", "application/pdf", _text_pdf(3))
             kind = DocumentKind("document.text", pool, artefacts=artefacts, cache=store,
-                                owns_pool=False)  # fmt: skip
+                                owns_pool=False, memo=ResultMemo() if memo else None)  # fmt: skip
             job = Job.from_spec("bench", JobSpec("document.text", {"artefact": a.id}), 0.0)
             first = await kind.run(job, _Sink())
             assert first.succeeded and first.result["cached"] is False, first.error
@@ -109,6 +115,7 @@ async def _cache_hits(pool: DocumentPool, store_kind: str, seconds: float) -> di
     latencies.sort()
     return {
         "store": store_kind,
+        "memo": memo,
         "n": len(latencies),
         "p50_ms": round(statistics.median(latencies), 3),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 3),
@@ -121,9 +128,21 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
     parser.add_argument("--processes", type=int, default=2, help="document pool size")
     parser.add_argument("--store", choices=["sqlite", "memory", "postgres"], default="sqlite")
+    parser.add_argument("--only", choices=["cache"], help="run only this phase")
     args = parser.parse_args(argv)
     pool = DocumentPool(args.processes)
     await pool.warm()
+    if args.only == "cache":
+        try:
+            return {
+                "bench": "documents",
+                "cpus": os.cpu_count(),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+                "cache_hit": await _cache_hits(pool, args.store, args.seconds, memo=True),
+                "cache_hit_store": await _cache_hits(pool, args.store, args.seconds, memo=False),
+            }
+        finally:
+            await pool.aclose()
     try:
         text_pages = 20
         text = await _pages_per_s(
@@ -141,7 +160,8 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
                 seconds=args.seconds,
                 parallel=args.processes,
             )
-        cache = await _cache_hits(pool, args.store, args.seconds)
+        cache = await _cache_hits(pool, args.store, args.seconds, memo=True)
+        cache_store = await _cache_hits(pool, args.store, args.seconds, memo=False)
     finally:
         await pool.aclose()
     return {
@@ -152,6 +172,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "text_pdf": text,
         "ocr": ocr,
         "cache_hit": cache,
+        "cache_hit_store": cache_store,
     }
 
 

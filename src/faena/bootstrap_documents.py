@@ -72,14 +72,21 @@ def build_artefacts(settings: Settings, runtime: Runtime) -> ArtefactService:
 
 def document_kinds(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
     """``document.text`` and ``ocr`` on this process's pool: artefact inputs, cached results."""
+    from faena.worker.kinds.document_memo import ResultMemo
     from faena.worker.kinds.documents import document_kinds as build
 
     cache: Any = runtime.store  # every store adapter keeps the document cache
+    memo = None
+    if settings.document_memo_s > 0:  # repeated hits without a store round trip
+        memo = ResultMemo(artefact_ttl_s=settings.document_memo_s)
+        if runtime.artefacts is not None:
+            runtime.artefacts.on_delete(memo.forget_artefact)
     kinds = build(
         artefacts=runtime.artefacts,
         cache=cache,
         processes=settings.document_workers,
         max_bytes=settings.artefact_max_bytes,
+        memo=memo,
     )
     return dict(kinds)
 

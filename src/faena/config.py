@@ -78,6 +78,7 @@ class Settings:
     artefact_retention_days: float = 0.0  # artefacts older than this are deleted; 0: kept
     document_workers: int = 2  # processes reading PDFs and running Tesseract
     document_cache_days: float = 30.0  # cached document results are kept this long
+    document_memo_s: float = 30.0  # repeated cache hits answered in process; 0: always the store
     # -- mail and notifications (issue 9, docs/mail.md) --
     mail_watch: bool = True  # run mailbox watches (IMAP) on this server
     mail_scan_s: float = 2.0  # how often watches are leased and new ones picked up
@@ -215,6 +216,8 @@ class Settings:
             raise ValidationError("document_workers must be between 1 and 64")
         if not 0 < self.document_cache_days <= 36_500:
             raise ValidationError("document_cache_days must be between 0 and 36500")
+        if not 0 <= self.document_memo_s <= 3600:
+            raise ValidationError("document_memo_s must be between 0 (off) and 3600 seconds")
 
     def queue_scorers(self) -> dict[str, str]:
         """``placement_queues`` as a mapping of queue to scorer name."""

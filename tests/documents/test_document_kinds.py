@@ -20,8 +20,10 @@ from faena.adapters.memory.store import MemoryStore
 from faena.config import Settings
 from faena.domain.jobs import Job, JobSpec
 from faena.domain.logs import LogStream
+from faena.ports.artefacts import CacheKey
 from faena.ports.clock import SystemClock
 from faena.services.artefacts import ArtefactService
+from faena.worker.kinds.document_memo import ResultMemo
 from faena.worker.kinds.documents import DocumentKind, DocumentPool
 from tests.documents import samples
 
@@ -88,6 +90,86 @@ async def test_an_artefact_is_read_then_served_from_the_cache(harness: Harness) 
     assert again.result["time_s"] < 0.005  # the cache hit path: two lookups, no bytes
     other_pages = await harness.run("document.text", {"artefact": a.id, "pages": "1"})
     assert other_pages.result["cached"] is False
+
+
+class CountingStore:
+    """The store, counting the document cache reads that reach it."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    async def cached_result_for_artefact(self, *args: Any) -> Any:
+        self.reads += 1
+        return await self.store.cached_result_for_artefact(*args)
+
+    async def get_cached_result(self, key: Any) -> Any:
+        self.reads += 1
+        return await self.store.get_cached_result(key)
+
+    async def put_cached_result(self, *args: Any) -> None:
+        await self.store.put_cached_result(*args)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_a_repeated_hit_is_answered_in_process_without_a_store_read(
+    harness: Harness, pool: DocumentPool
+) -> None:
+    """The memo: after a store hit (or the reading itself), the same artefact and options are
+    answered without a store round trip until the artefact entry's TTL passes; the memo is
+    per tenant; an artefact this process deletes is forgotten at once."""
+    clock = FakeClock()
+    memo = ResultMemo(artefact_ttl_s=30.0, clock=clock)
+    harness.artefacts.on_delete(memo.forget_artefact)
+    counting = CountingStore(harness.store)
+    kind = DocumentKind(
+        "document.text", pool, artefacts=harness.artefacts, cache=counting, owns_pool=False,
+        memo=memo,
+    )  # fmt: skip
+
+    async def run(payload: Any, tenant: str = "default") -> Any:
+        job = Job.from_spec(
+            f"job-{time.monotonic_ns()}", JobSpec("document.text", payload, tenant=tenant), 0.0
+        )
+        return await kind.run(job, Sink())
+
+    pdf = samples.text_pdf([["x y"]])
+    a = await harness.artefacts.put("default", "i.pdf", "application/pdf", pdf)
+    first = await run({"artefact": a.id})
+    assert first.result["cached"] is False and counting.reads == 1
+    hits = [await run({"artefact": a.id}) for _ in range(3)]
+    assert [h.result["cached"] for h in hits] == [True] * 3
+    assert hits[0].result["text"] == first.result["text"] == "x y"
+    assert counting.reads == 1  # none of the hits went to the store
+    hits[0].result["pages"].append("changed by a caller")
+    assert len((await run({"artefact": a.id})).result["pages"]) == 1  # never shared
+    clock.t += 31  # the artefact entry expired: the next hit asks the store again
+    assert (await run({"artefact": a.id})).result["cached"] is True and counting.reads == 2
+    other = await run({"artefact": a.id}, tenant="other")  # the memo is per tenant too
+    assert not other.succeeded and "not found" in (other.error or "")
+    await harness.artefacts.delete("default", a.id)
+    gone = await run({"artefact": a.id})
+    assert not gone.succeeded and "not found" in (gone.error or "")
+    await kind.aclose()
+
+
+def test_the_memo_keeps_at_most_its_bytes_least_recently_used_first() -> None:
+    memo = ResultMemo(max_bytes=400)
+    keys = [CacheKey("t", "document.text", f"{n:064x}", "o") for n in range(4)]
+    for key in keys:
+        memo.remember(key, {"text": "x" * 80})  # ~93 bytes each
+    assert memo.result(keys[0]) is not None  # now the most recently used
+    memo.remember(CacheKey("t", "document.text", "f" * 64, "o"), {"text": "y" * 80})
+    assert memo.result(keys[1]) is None and memo.result(keys[0]) is not None
+    memo.remember(CacheKey("t", "ocr", "e" * 64, "o"), {"text": "z" * 200})  # > a quarter
+    assert memo.result(CacheKey("t", "ocr", "e" * 64, "o")) is None
 
 
 async def test_the_cache_is_per_tenant(harness: Harness) -> None:

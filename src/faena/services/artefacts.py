@@ -8,7 +8,7 @@ dangling row. Deletion goes the other way round (metadata, then bytes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import structlog
 
@@ -54,6 +54,12 @@ class ArtefactService:
         self._clock = clock
         self.max_bytes = max_bytes
         self._retention_s = retention_s
+        self._deleted: list[Callable[[str, str], None]] = []
+
+    def on_delete(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(tenant, artefact_id)`` when this process deletes an artefact (the
+        document kinds' memo forgets it)."""
+        self._deleted.append(listener)
 
     async def put(
         self,
@@ -233,6 +239,8 @@ class ArtefactService:
         return kept
 
     async def _delete_bytes(self, artefact: Artefact) -> None:
+        for listener in self._deleted:
+            listener(artefact.tenant, artefact.id)
         try:
             await self.blobs.delete(blob_key(artefact.tenant, artefact.id))
         except Exception:  # the metadata is gone; orphan bytes are harmless, log them

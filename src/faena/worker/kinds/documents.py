@@ -4,7 +4,8 @@ The handler resolves the input (an artefact, a URL, or base64 in the payload), l
 result up in the cache by the input's sha256 and the options, and otherwise hands the bytes to
 a small process pool (:func:`~faena.worker.kinds.document_reader.read_document`), so PDF
 parsing and Tesseract never hold the event loop. For an artefact the sha256 is in its
-metadata: a cache hit reads two rows and no bytes.
+metadata: a cache hit reads two rows (one query) and no bytes, and a repeated hit is answered
+from an in-process memo without a store round trip (:mod:`.document_memo`).
 
 A document that cannot be read (corrupt, password-protected, no text, a page beyond the end)
 fails the job without retries; an unreachable URL or a dead pool process fails the attempt.
@@ -32,6 +33,7 @@ from faena.domain.jobs import Job
 from faena.domain.logs import LogStream
 from faena.ports.artefacts import CacheKey
 from faena.ports.executor import ExecutionSink
+from faena.worker.kinds.document_memo import ResultMemo
 from faena.worker.kinds.document_reader import (
     DocumentError,
     merge_parts,
@@ -148,11 +150,13 @@ class DocumentKind:
         cache: ResultCache | None = None,
         max_bytes: int = 100 * 1024 * 1024,
         owns_pool: bool = True,
+        memo: ResultMemo | None = None,
     ) -> None:
         self.kind = kind
         self.pool = pool
         self._artefacts = artefacts
         self._cache = cache
+        self._memo = memo if cache is not None else None
         self._max_bytes = max_bytes
         self._owns_pool = owns_pool
         self._http: httpx.AsyncClient | None = None
@@ -215,6 +219,9 @@ class DocumentKind:
                 await self._cache.put_cached_result(key, result, time.time())
             except Exception as e:  # the result stands; only the next read costs more
                 log.warning("document result not cached", error=describe(e))
+            else:
+                if self._memo is not None:
+                    self._memo.remember(key, result)
         elapsed = round(time.perf_counter() - started, 4)
         sink.log(
             LogStream.STDOUT,
@@ -230,22 +237,8 @@ class DocumentKind:
         """The input's sha256 and the cached result for it; its bytes unless an artefact's
         (read only on a miss). For an artefact, one store read answers both."""
         if request.artefact is not None:
-            fields: dict[str, Any] = {"artefact": request.artefact}
-            if self._artefacts is None:
-                return failed(
-                    "artefact inputs are read on the server's own worker pool (this worker has"
-                    " no blob store): send url or data_b64, or run it with faena up/server",
-                    retryable=False,
-                )
-            if self._cache is None:
-                info = await self._artefacts.info(job.tenant, request.artefact)
-                return _Source(None, str(info.sha256), fields, None)
-            found = await self._cache.cached_result_for_artefact(
-                job.tenant, request.artefact, self.kind, digest
-            )
-            if found is None:
-                raise NotFound(f"artefact {request.artefact!r} not found")
-            return _Source(None, found[0], fields, found[1])
+            return await self._artefact_source(job, request.artefact, digest)
+        fields: dict[str, Any]
         if request.data_b64 is not None:
             data = _decode_b64(request.data_b64)
             fields = {"data_b64": len(data)}
@@ -259,10 +252,45 @@ class DocumentKind:
         sha256 = hashlib.sha256(data).hexdigest()
         hit = None
         if self._cache is not None:
-            hit = await self._cache.get_cached_result(
-                CacheKey(job.tenant, self.kind, sha256, digest)
-            )
+            key = CacheKey(job.tenant, self.kind, sha256, digest)
+            hit = self._memo.result(key) if self._memo is not None else None
+            if hit is None:
+                hit = await self._cache.get_cached_result(key)
+                if hit is not None and self._memo is not None:
+                    self._memo.remember(key, hit)
         return _Source(data, sha256, fields, hit)
+
+    async def _artefact_source(self, job: Job, artefact_id: str, digest: str) -> _Source | Outcome:
+        """An artefact's sha256 and cached result: from the memo when this process has seen
+        them, else in one store read (metadata joined with the cache row)."""
+        fields: dict[str, Any] = {"artefact": artefact_id}
+        if self._artefacts is None:
+            return failed(
+                "artefact inputs are read on the server's own worker pool (this worker has"
+                " no blob store): send url or data_b64, or run it with faena up/server",
+                retryable=False,
+            )
+        if self._cache is None:
+            info = await self._artefacts.info(job.tenant, artefact_id)
+            return _Source(None, str(info.sha256), fields, None)
+        memo = self._memo
+        if memo is not None:
+            known = memo.sha_of(job.tenant, artefact_id)
+            if known is not None:
+                hit = memo.result(CacheKey(job.tenant, self.kind, known, digest))
+                if hit is not None:
+                    return _Source(None, known, fields, hit)
+        found = await self._cache.cached_result_for_artefact(
+            job.tenant, artefact_id, self.kind, digest
+        )
+        if found is None:
+            raise NotFound(f"artefact {artefact_id!r} not found")
+        sha256, hit = found
+        if memo is not None:
+            memo.remember_sha(job.tenant, artefact_id, sha256)
+            if hit is not None:
+                memo.remember(CacheKey(job.tenant, self.kind, sha256, digest), hit)
+        return _Source(None, sha256, fields, hit)
 
     async def _fetch(self, url: str) -> bytes | Outcome:
         """The document at ``url``, at most ``max_bytes``; 4xx fail for good, others retry."""
@@ -317,13 +345,14 @@ def document_kinds(
     cache: ResultCache | None,
     processes: int = 2,
     max_bytes: int = 100 * 1024 * 1024,
+    memo: ResultMemo | None = None,
 ) -> dict[str, DocumentKind]:
-    """Both kinds on one shared pool (closed once, by ``document.text``)."""
+    """Both kinds on one shared pool (closed once, by ``document.text``) and one memo."""
     pool = DocumentPool(processes)
     return {
         kind: DocumentKind(
             kind, pool, artefacts=artefacts, cache=cache, max_bytes=max_bytes,
-            owns_pool=kind == "document.text",
+            owns_pool=kind == "document.text", memo=memo,
         )
         for kind in ("document.text", "ocr")
     }  # fmt: skip
