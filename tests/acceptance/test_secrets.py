@@ -1,7 +1,8 @@
 """Secrets end to end, on a real ``faena up`` (SQLite) and ``faena server`` (PostgreSQL), and a
-real ``faena worker``: set through the CLI, used by shell jobs as ``{{ secrets.NAME }}``, and
-then searched for, in clear, everywhere faena writes: the database (file, WAL, every table),
-API answers, the live event stream and the process logs. It must be nowhere."""
+real ``faena worker``, key rotation on both: set through the CLI, used by shell jobs as
+``{{ secrets.NAME }}``, and then searched for, in clear, everywhere faena writes: the database
+(file, WAL, every table), API answers, the live event stream and the process logs. It must be
+nowhere."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -229,3 +231,85 @@ def test_embedded_key_is_created_private_and_rotation_keeps_secrets(tmp_path: Pa
         assert env.wait_all_terminal([job["id"]])[job["id"]]["state"] == "succeeded"
     finally:
         env.close()
+
+
+def test_rotating_the_key_on_postgresql_keeps_every_tenants_secrets(pg_env: Env) -> None:
+    """The FAENA_SECRET_KEY procedure of docs/secrets.md, end to end on PostgreSQL: servers
+    restarted with the new key and the old one as previous, ``faena secrets rotate-key``
+    re-encrypts every tenant's rows (and again: none), then a server with the new key alone
+    hands the values to jobs of both tenants; no value is ever in the database in clear."""
+    env = pg_env
+    old = env.cli("secrets", "gen-key").stdout.strip()
+    new = env.cli("secrets", "gen-key").stdout.strip()
+    env.env["FAENA_SECRET_KEY"] = old
+    first = env.server("--workers", "2")
+    env.env["FAENA_SERVER"] = first.url
+    env.cli("tenants", "create", "beta")
+    beta_key = json.loads(
+        env.cli(
+            "--json", "keys", "create", "beta-admin", "--tenant", "beta", "--scope", "admin"
+        ).stdout
+    )["key"]
+    set_secret(env, "DB_PASSWORD", SECRET)
+    beta = Env(env.root, env.database_url)
+    beta.env = {**env.env, "FAENA_API_KEY": beta_key}
+    set_secret(beta, "API_TOKEN", TOKEN)
+    before = _key_ids(env)
+    assert len(before) == 1  # both rows under the old key
+    first.kill()
+
+    rolled = {"FAENA_SECRET_KEY": new, "FAENA_SECRET_KEY_PREVIOUS": old}
+    env.env.update(rolled)
+    env.server("--workers", "2")  # restarted with the new key, the old one to read with
+    report = json.loads(env.cli("--json", "secrets", "rotate-key").stdout)
+    assert report["resealed"] == 2 and report["skipped"] == 0
+    assert report["key_id"] not in before
+    assert _key_ids(env) == {report["key_id"]}
+    assert json.loads(env.cli("--json", "secrets", "rotate-key").stdout)["resealed"] == 0
+    for process in env.processes:
+        if process.proc is not None and process.proc.poll() is None:
+            process.kill()
+
+    del env.env["FAENA_SECRET_KEY_PREVIOUS"]  # the old key is gone for good
+    last = env.server("--workers", "2")
+    env.env["FAENA_SERVER"] = beta.env["FAENA_SERVER"] = last.url
+    default_job = env.submit("shell", {"command": checks("{{ secrets.DB_PASSWORD }}", SECRET)})
+    with httpx.Client(
+        base_url=last.url, headers={"Authorization": f"Bearer {beta_key}"}, timeout=30
+    ) as api:
+        created = api.post(
+            "/v1/jobs",
+            json={
+                "kind": "shell",
+                "payload": {"command": checks("{{ secrets.API_TOKEN }}", TOKEN)},
+            },
+        )
+        assert created.status_code == 201, created.text
+        beta_job = created.json()["id"]
+        for _ in range(120):
+            job = api.get(f"/v1/jobs/{beta_job}", params={"wait": 1}).json()
+            if job["state"] in {"succeeded", "failed"}:
+                break
+        assert job["state"] == "succeeded", job
+    assert env.wait_all_terminal([default_job["id"]])[default_job["id"]]["state"] == "succeeded"
+    with env.api() as api:
+        audit = api.get("/v1/audit", params={"action": "secrets.rotate"}).json()["entries"]
+    assert audit, "the rotation is audited"
+    stored = database_text(env)
+    for value in (SECRET, TOKEN):
+        assert value.encode() not in stored, "a secret is in the database in clear"
+
+
+def _key_ids(env: Env) -> set[str]:
+    """The key ids the secrets table's rows are sealed under."""
+
+    async def read() -> set[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(env.database_url)
+        try:
+            return {r[0] for r in await conn.fetch("SELECT DISTINCT key_id FROM secrets")}
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())

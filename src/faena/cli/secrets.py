@@ -115,7 +115,7 @@ def rotate_key(
     """Re-encrypt every secret under the current key, in batches; safe to interrupt and run
     again. With FAENA_SECRET_KEY: set the new key there and the old one in
     FAENA_SECRET_KEY_PREVIOUS first (on every server)."""
-    from faena.bootstrap import new_secret_key, rotate_secret_key
+    from faena.bootstrap import configure_logging, new_secret_key, rotate_secret_key
     from faena.config import Settings
 
     if generate and new_key_file is not None:
@@ -129,6 +129,7 @@ def rotate_key(
         except OSError as e:
             raise ValidationError(f"cannot read {new_key_file}: {e}") from None
     settings = Settings.from_env(database_url=database_url)
+    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
     report: Any = _run(rotate_secret_key(settings, new_key=new_key, batch=batch))
     out = {"resealed": report.resealed, "skipped": report.skipped, "key_id": report.key_id}
     if cli.json:
