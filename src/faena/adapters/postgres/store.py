@@ -389,7 +389,7 @@ class PostgresStore(
     # -- API keys --------------------------------------------------------------------------
 
     async def create_api_key(self, key: ApiKey) -> None:
-        async with self._connection("creating an API key") as conn:
+        async with self._tenant_connection(key.tenant, "creating an API key") as conn:
             await conn.execute(
                 q.CREATE_API_KEY,
                 key.id,

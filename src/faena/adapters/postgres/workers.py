@@ -232,7 +232,7 @@ class PostgresWorkers:
         return [row_to_job(r) for r in claimed]
 
     async def create_worker_token(self, token: WorkerToken) -> None:
-        async with self._connection("creating a worker token") as conn:
+        async with self._tenant_connection(token.tenant, "creating a worker token") as conn:
             await conn.execute(
                 CREATE_TOKEN,
                 token.id,
