@@ -3,7 +3,7 @@
 
     python -m bench.llm_overhead [--calls 200] [--runs 3]
 
-Three measurements, each ``--calls`` sequential calls, median latency per run, median of the
+Seven measurements, each ``--calls`` sequential calls, median latency per run, median of the
 runs; one JSON line each:
 
 raw
@@ -18,12 +18,15 @@ service
     routing, budget reservation and settlement (a tenant budget is set), the streamed call,
     output checks and the call record.
 job
-    an ``llm`` job through a runtime on SQLite with a local pool: submit, claim, run (as
-    ``service``, streaming tokens into the job's logs), complete, then ``wait`` returns.
+    the ``llm`` kind's job path: an ``llm`` job (default options: the exact-match cache on,
+    each prompt different, so it misses) through a runtime on SQLite with a local pool —
+    submit, claim, run (as ``service``, streaming tokens into the job's logs, the cache lookup
+    and store), complete, then ``wait`` returns its result. Interleaved with ``job_raw`` (the
+    raw call again) and ``noop_job`` (a ``noop`` job: the generic job machinery).
 
-Raw, adapter and service calls are interleaved (one of each in turn), so a busy machine
-slows them alike. ``overhead_ms`` = median(adapter, service or job) - median(raw). Target: the
-service under 5 ms.
+``overhead_ms`` = median(adapter or service) - median(raw), and for the job median(job) -
+median(job_raw): the target is under 5 ms. ``kind_ms`` = job - noop_job - job_raw: what the
+``llm`` kind adds beyond the provider call and the generic job machinery.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ ANSWER = (
     "Marta confirms the venue before the end of the month. Nothing else was promised here."
 )
 PROMPT = "List who promised what in this e-mail: Hi team, Ana will send the contract by Friday."
+MEASURES = ("raw", "adapter", "service_only", "service", "job_raw", "job", "noop_job")
 
 
 class _Instant:
@@ -111,9 +115,7 @@ async def _measure(fake: FakeProvider, calls: int) -> dict[str, list[float]]:
             service = rt.llm
             adapter = OpenAIProvider()
             call = ProviderCall(_provider(fake), "m", request, None, stream=True)
-            took: dict[str, list[float]] = {
-                "raw": [], "adapter": [], "service_only": [], "service": [], "job": []
-            }  # fmt: skip
+            took: dict[str, list[float]] = {name: [] for name in MEASURES}
             instant = LlmService(rt.store, {"openai": _Instant()})  # type: ignore[arg-type]
             for _ in range(calls):
                 t0 = time.perf_counter()
@@ -132,13 +134,26 @@ async def _measure(fake: FakeProvider, calls: int) -> dict[str, list[float]]:
                     took["adapter"].append(t2 - t1)
                     took["service"].append(t3 - t2)
             await adapter.aclose()
-            payload = {"prompt": PROMPT, "model": "fake/m", "cache": False}
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                (sub,) = await rt.orchestrator.submit(DEFAULT_TENANT, [JobRequest("llm", payload)])
-                job = await rt.orchestrator.wait(DEFAULT_TENANT, sub.job.id, 30)
-                took["job"].append(time.perf_counter() - t0)
-                assert job.state.value == "succeeded", job.error
+            # The job path, interleaved with a raw call and a noop job per iteration: the
+            # noop job is the generic job machinery (submit, claim, complete, wait), so
+            # job - noop_job - raw is what the llm kind itself adds.
+            orchestrator = rt.orchestrator
+            async with httpx.AsyncClient() as client:
+                for i in range(calls):
+                    payload = {"prompt": f"{PROMPT} (#{i})", "model": "fake/m"}  # cache misses
+                    t0 = time.perf_counter()
+                    await _raw(client, fake)
+                    t1 = time.perf_counter()
+                    (sub,) = await orchestrator.submit(DEFAULT_TENANT, [JobRequest("llm", payload)])
+                    job = await orchestrator.wait(DEFAULT_TENANT, sub.job.id, 30)
+                    t2 = time.perf_counter()
+                    (sub,) = await orchestrator.submit(DEFAULT_TENANT, [JobRequest("noop")])
+                    await orchestrator.wait(DEFAULT_TENANT, sub.job.id, 30)
+                    t3 = time.perf_counter()
+                    assert job.state.value == "succeeded", job.error
+                    took["job_raw"].append(t1 - t0)
+                    took["job"].append(t2 - t1)
+                    took["noop_job"].append(t3 - t2)
         finally:
             await rt.stop()
     return took
@@ -147,28 +162,28 @@ async def _measure(fake: FakeProvider, calls: int) -> dict[str, list[float]]:
 async def main(calls: int, runs: int) -> None:
     fake = await FakeProvider().start()
     fake.default = Reply(ANSWER)
-    medians: dict[str, list[float]] = {
-        "raw": [], "adapter": [], "service_only": [], "service": [], "job": []
-    }  # fmt: skip
+    medians: dict[str, list[float]] = {name: [] for name in MEASURES}
     try:
         for _ in range(runs):
             for name, values in (await _measure(fake, calls)).items():
                 medians[name].append(statistics.median(values))
     finally:
         await fake.stop()
-    raw_ms = statistics.median(medians["raw"]) * 1000
+    ms = {name: statistics.median(values) * 1000 for name, values in medians.items()}
     for name, values in medians.items():
-        ms = statistics.median(values) * 1000
         line = {
             "bench": "llm_overhead",
             "measure": name,
             "calls": calls,
             "runs": runs,
-            "median_ms": round(ms, 3),
+            "median_ms": round(ms[name], 3),
             "run_medians_ms": [round(v * 1000, 3) for v in values],
         }
-        if name not in {"raw", "service_only"}:
-            line["overhead_ms"] = round(ms - raw_ms, 3)
+        if name in {"adapter", "service"}:
+            line["overhead_ms"] = round(ms[name] - ms["raw"], 3)
+        if name == "job":
+            line["overhead_ms"] = round(ms["job"] - ms["job_raw"], 3)
+            line["kind_ms"] = round(ms["job"] - ms["noop_job"] - ms["job_raw"], 3)
         print(json.dumps(line), flush=True)
 
 

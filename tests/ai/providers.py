@@ -34,6 +34,7 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay_s: float = 0.0  # before the first byte
     token_delay_s: float = 0.0  # between streamed pieces
+    cut_after: int | None = None  # streamed (OpenAI): drop the connection after this many pieces
 
 
 @dataclass
@@ -65,6 +66,7 @@ class FakeProvider:
         self.calls = 0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self._arrived = asyncio.Event()
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -76,6 +78,13 @@ class FakeProvider:
 
     def _next(self) -> Behaviour:
         return self._script.popleft() if self._script else self.default
+
+    async def wait_calls(self, n: int, timeout_s: float = 5.0) -> None:
+        """Until ``n`` requests have arrived (the server runs on the test's loop)."""
+        async with asyncio.timeout(timeout_s):
+            while self.calls < n:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     @property
     def openai_url(self) -> str:
@@ -124,6 +133,7 @@ class FakeProvider:
     async def _take(self, request: Request) -> tuple[dict[str, Any], Behaviour]:
         body = orjson.loads(await request.body())
         self.calls += 1
+        self._arrived.set()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         return body, self._next()
@@ -210,7 +220,9 @@ class FakeProvider:
                     for part in pieces(c["function"]["arguments"], 8):
                         yield chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
             else:
-                for part in pieces(text):
+                for n, part in enumerate(pieces(text)):
+                    if b.cut_after is not None and n == b.cut_after:
+                        raise ConnectionAbortedError("the fake provider cut the stream")
                     if b.token_delay_s:
                         await asyncio.sleep(b.token_delay_s)
                     yield chunk({"content": part})

@@ -88,6 +88,7 @@ async def run_job(rt: Runtime, payload: dict[str, Any]) -> Job:
     (submitted,) = await rt.orchestrator.submit(T, [JobRequest("llm", payload)])
     job = await rt.orchestrator.wait(T, submitted.job.id, 30)
     assert job.state is JobState.SUCCEEDED, job.error
+    await rt.llm.drain()  # type: ignore[union-attr]  # the answer's cache write (background)
     return job
 
 
@@ -101,6 +102,7 @@ async def extract(rt: Runtime, email: str, received: str) -> Any:
     run, _ = await workflows.start(T, "commitments", {"email": email, "received": received})
     done = await workflows.wait_run(T, run.id, 30)
     assert done.state.value == "succeeded", done.error
+    await rt.llm.drain()  # type: ignore[union-attr]
     return done.steps[0].output
 
 
@@ -204,4 +206,5 @@ async def test_without_an_embedder_the_cache_matches_exactly(fake: FakeProvider)
             await service.chat(
                 "t1", ChatRequest((Message("user", text),), model="a/cheap", cache_semantic=opt_in)
             )
+            await service.drain()
     assert fake.calls == 2  # the repeat hit; the paraphrase could not be matched

@@ -77,7 +77,7 @@ async def test_an_llm_job_streams_its_answer_into_the_logs(
     runtime: Runtime, fake: FakeProvider
 ) -> None:
     text = "Ana sends the contract on Friday, and Luis reviews the budget on Tuesday."
-    fake.script(Reply(text, token_delay_s=0.002))
+    fake.script(Reply(text, token_delay_s=0.01))  # 18 pieces over ~180 ms: 50 ms batches
     job = await run_job(runtime, {"prompt": "List the commitments.", "model": "fake/small"})
     assert job.state is JobState.SUCCEEDED, job.error
     assert job.result["content"] == text
@@ -90,6 +90,19 @@ async def test_an_llm_job_streams_its_answer_into_the_logs(
     assert fake.requests[0]["stream"] is True
     calls = await runtime.llm.calls(T, job.id)  # type: ignore[union-attr]
     assert [(c.call_index, c.attempt, c.model) for c in calls] == [(0, 1, "small")]
+
+
+async def test_the_log_marks_a_rejected_answer_before_its_re_ask(
+    runtime: Runtime, fake: FakeProvider
+) -> None:
+    fake.script(Reply("Sure! Here it is."), Reply('{"total": 3}'))
+    schema = {"type": "object", "required": ["total"]}
+    job = await run_job(
+        runtime, {"prompt": "The total?", "model": "fake/small", "response_schema": schema}
+    )
+    assert job.state is JobState.SUCCEEDED, job.error
+    out = "".join(d for s, d in await logs_of(runtime, job.id) if s == "stdout")
+    assert out == 'Sure! Here it is.\n--- re-ask (the answer is not JSON) ---\n{"total": 3}'
 
 
 async def test_a_later_attempt_replays_the_recorded_call(

@@ -132,6 +132,19 @@ class _Attempt:
     on_token: Callable[[str], None] | None
     verdicts: list[Verdict] = field(default_factory=list)
     spend: _Spend = field(default_factory=_Spend)
+    streamed: bool = False  # tokens went out since the last mark
+
+    def token(self, text: str) -> None:
+        if self.on_token is not None:
+            self.streamed = self.streamed or bool(text)
+            self.on_token(text)
+
+    def mark(self, what: str) -> None:
+        """A line in the stream saying what happened to the tokens before it (a rejected
+        answer, a failed attempt), so the log reads as what happened."""
+        if self.on_token is not None and self.streamed:
+            self.on_token(f"\n--- {what} ---\n")
+            self.streamed = False
 
 
 class LlmService:
@@ -159,6 +172,7 @@ class LlmService:
         self._sleep = sleep
         self._pii = PiiDetector(self.config.national_ids)
         self._breakers: dict[tuple[str, str], ProviderBreaker] = {}
+        self._puts: set[asyncio.Task[None]] = set()  # cache writes still running
         # tenant -> (expires, providers by name, policies looked up so far by name)
         self._configs: dict[
             str, tuple[float, dict[str, ProviderConfig], dict[str, RoutingPolicy | None]]
@@ -171,9 +185,16 @@ class LlmService:
         self._observer = observer
 
     async def aclose(self) -> None:
-        """Close the providers' HTTP clients (at shutdown)."""
+        """Finish the cache writes in flight, close the providers' HTTP clients (shutdown)."""
+        await self.drain()
         for provider in self._providers.values():
             await provider.aclose()
+
+    async def drain(self) -> None:
+        """Wait for the answers being written to the cache (they are written after ``chat``
+        returns)."""
+        while self._puts:
+            await asyncio.gather(*list(self._puts), return_exceptions=True)
 
     # -- the call --------------------------------------------------------------------------
 
@@ -252,8 +273,12 @@ class LlmService:
             ),
             SettleParams(scopes, delta, self._clock.now()) if delta != 0 else None,
         )
-        if plan is not None:
-            await self._remember(tenant, plan, result.to_json())
+        if plan is not None:  # in the background: the answer does not wait for the cache
+            task = asyncio.get_running_loop().create_task(
+                self._remember(tenant, plan, result.to_json())
+            )
+            self._puts.add(task)
+            task.add_done_callback(self._puts.discard)
         return result
 
     def _cache_plan(self, request: ChatRequest) -> _CachePlan | None:
@@ -476,7 +501,12 @@ class LlmService:
                 problem = found
                 self._verdict(run, Verdict("output", "rejected", f"{target}: {found}"))
                 if request.response_schema is None or ask == self.config.max_reasks:
+                    if index + 1 < len(route.tiers):
+                        run.mark(f"rejected ({found}); escalated to {route.tiers[index + 1].model}")
+                    else:
+                        run.mark(f"rejected ({found})")
                     break
+                run.mark(f"re-ask ({found})")
                 messages = (
                     *messages,
                     Message("assistant", reply.content or ""),
@@ -509,12 +539,17 @@ class LlmService:
             if provider is None:
                 errors.append(f"{target}: no adapter for provider kind {config.kind!r}")
                 continue
-            api_key = await self._api_key(run.tenant, config)
+            try:
+                api_key = await self._api_key(run.tenant, config)
+            except BaseException:
+                breaker.released()  # a probe that never reached the provider
+                raise
             call = ProviderCall(config, model, request, api_key, stream=run.on_token is not None)
+            on_token = run.token if run.on_token is not None else None
             for retry in range(config.max_retries + 1):
                 started = time.perf_counter()
                 try:
-                    reply = await provider.complete(call, run.on_token)
+                    reply = await provider.complete(call, on_token)
                 except ProviderError as exc:
                     took = time.perf_counter() - started
                     self._observe(
@@ -528,34 +563,45 @@ class LlmService:
                         and retry < config.max_retries
                         and wait <= cfg.max_retry_after_s
                     ):
+                        run.mark(f"attempt failed ({exc.message}); retrying {target}")
                         await self._sleep(wait)
                         continue
                     errors.append(f"{target}: {exc.message}")
                     breaker.failed(time.monotonic(), cfg.breaker_failures, cfg.breaker_reset_s)
+                    run.mark(f"attempt failed ({exc.message}); {target} given up")
                     break
-                took = time.perf_counter() - started
+                except BaseException:  # cancelled, or not the provider's failure
+                    breaker.released()
+                    raise
                 breaker.succeeded()
-                cost = config.price(model).cost(reply.tokens_in, reply.tokens_out)
-                spend = run.spend
-                spend.tokens_in += reply.tokens_in
-                spend.tokens_out += reply.tokens_out
-                spend.cost += cost
-                spend.calls += 1
-                spend.latency_s += took
-                self._observe(
-                    CallObservation(
-                        run.tenant,
-                        config.name,
-                        model,
-                        "ok",
-                        reply.tokens_in,
-                        reply.tokens_out,
-                        cost,
-                        took,
-                    )
-                )
+                self._paid(run, config, model, reply, time.perf_counter() - started)
                 return reply, target
         raise ProvidersUnavailable("no LLM provider answered: " + "; ".join(errors))
+
+    def _paid(
+        self, run: _Attempt, config: ProviderConfig, model: str, reply: ProviderReply, took: float
+    ) -> None:
+        """Count an answered provider call: tokens, cost and latency, on the attempt and in
+        the metrics."""
+        cost = config.price(model).cost(reply.tokens_in, reply.tokens_out)
+        spend = run.spend
+        spend.tokens_in += reply.tokens_in
+        spend.tokens_out += reply.tokens_out
+        spend.cost += cost
+        spend.calls += 1
+        spend.latency_s += took
+        self._observe(
+            CallObservation(
+                run.tenant,
+                config.name,
+                model,
+                "ok",
+                reply.tokens_in,
+                reply.tokens_out,
+                cost,
+                took,
+            )
+        )
 
     async def _api_key(self, tenant: str, config: ProviderConfig) -> str | None:
         if config.api_key_secret is None:

@@ -39,25 +39,44 @@ class LlmConfig:
 
 class ProviderBreaker:
     """Per (tenant, provider): ``failures`` failed calls in a row open it for ``reset_s``; then
-    one call is let through, and its outcome closes or reopens it."""
+    it is half-open: exactly one call (the probe) is let through while the others still skip
+    it, and the probe's outcome closes it or opens it again. A probe that ends without an
+    outcome (cancelled, a refusal) is :meth:`released`, so the next call probes."""
 
-    __slots__ = ("failures", "opened_until")
+    __slots__ = ("failures", "opened_until", "probing")
 
     def __init__(self) -> None:
         self.failures = 0
         self.opened_until = 0.0
+        self.probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_until > 0.0
 
     def allows(self, now: float) -> bool:
-        return now >= self.opened_until
+        """May a call go to the provider? True for a half-open breaker's probe: the caller
+        must then report :meth:`succeeded`, :meth:`failed` or :meth:`released`."""
+        if not self.is_open:
+            return True
+        if now < self.opened_until or self.probing:
+            return False
+        self.probing = True
+        return True
 
     def failed(self, now: float, threshold: int, reset_s: float) -> None:
         self.failures += 1
+        self.probing = False
         if self.failures >= threshold:
             self.opened_until = now + reset_s
 
     def succeeded(self) -> None:
         self.failures = 0
         self.opened_until = 0.0
+        self.probing = False
+
+    def released(self) -> None:
+        self.probing = False
 
 
 def qualify(model: str, providers: Mapping[str, ProviderConfig]) -> str:
