@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 from tests.integration.conftest import PgStoreFactory
 
-from faena.adapters.postgres import queries as q
 from faena.adapters.postgres.migrate import latest_version
 from faena.adapters.postgres.store import NOTIFY_CHANNEL, PostgresStore
 from faena.domain.errors import SchemaError, Unavailable, ValidationError
