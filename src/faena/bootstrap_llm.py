@@ -8,12 +8,14 @@ runs, so they are looked up on the runtime when first used (the cache: ``runtime
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from faena.config import Settings
 from faena.domain.errors import ValidationError
 from faena.domain.guardrails import DEFAULT_NATIONAL_IDS
-from faena.ports.llm import LlmStore
+from faena.ports.llm import InjectionClassifier, LlmStore
 from faena.services.llm import LlmService
 from faena.services.llm_kind import LlmKind
 from faena.services.llm_routing import LlmConfig
@@ -44,6 +46,29 @@ def llm_config(settings: Settings) -> LlmConfig:
     )
 
 
+def load_classifier(spec: str) -> InjectionClassifier | None:
+    """``FAENA_LLM_INJECTION_CLASSIFIER=module:callable``: the callable (``fn(text) -> (score,
+    reasons)``), or a class, instantiated with no arguments, whose instances are that callable.
+    ``""``: None (the built-in heuristics)."""
+    if not spec.strip():
+        return None
+    module_name, sep, attr = spec.strip().partition(":")
+    if not sep or not module_name or not attr:
+        raise ValidationError(f"llm_injection_classifier must read module:callable, not {spec!r}")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValidationError(f"llm_injection_classifier {spec!r}: {exc}") from None
+    if inspect.isclass(found):
+        found = found()
+    if not callable(found):
+        raise ValidationError(f"llm_injection_classifier {spec!r} is not callable")
+    classifier: InjectionClassifier = found
+    return classifier
+
+
 class _RuntimeSecrets:
     """The runtime's SecretService, found when first needed."""
 
@@ -67,6 +92,7 @@ def build_llm(settings: Settings, runtime: Runtime) -> LlmService:
         {"openai": OpenAIProvider(), "anthropic": AnthropicProvider()},
         secrets=_RuntimeSecrets(runtime),
         config=llm_config(settings),
+        classifier=load_classifier(settings.llm_injection_classifier),
     )
     telemetry = runtime.telemetry
     if telemetry is not None and telemetry.metrics_on:

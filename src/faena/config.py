@@ -91,6 +91,7 @@ class Settings:
     # -- the LLM layer (issue 8, docs/ai.md) --
     llm_injection_action: str = "block"  # prompt-injection guardrail: block | flag | off
     llm_injection_threshold: float = 0.5  # heuristic score at or above which it acts
+    llm_injection_classifier: str = ""  # "module:callable" replacing the heuristics; "": them
     llm_pii_action: str = "redact"  # PII before a provider: redact | block | off
     llm_pii_national_ids: str = ""  # extra ids: "name=REGEX;name2=REGEX" (defaults kept)
     llm_max_reasks: int = 1  # re-asks on one tier when an answer fails its response_schema

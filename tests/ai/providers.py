@@ -149,6 +149,14 @@ class FakeProvider:
     def _text(b: Reply, body: dict[str, Any]) -> str:
         return b.text(body) if callable(b.text) else b.text
 
+    @staticmethod
+    def _limit(text: str, max_tokens: Any) -> tuple[str, int]:
+        """The answer cut to ``max_tokens`` (4 characters a token), and its tokens: like a
+        real model, it never answers more than it was allowed."""
+        if isinstance(max_tokens, int) and tokens_of(text) > max_tokens:
+            return text[: max_tokens * 4], max_tokens
+        return text, tokens_of(text)
+
     # -- OpenAI ------------------------------------------------------------------------------
 
     async def _openai(self, request: Request) -> Response:
@@ -160,11 +168,12 @@ class FakeProvider:
         if b.delay_s:
             await asyncio.sleep(b.delay_s)
         text = self._text(b, body)
+        text, out = self._limit(text, body.get("max_tokens"))
         prompt = "".join(str(m.get("content") or "") for m in body.get("messages", []))
         usage = {
             "prompt_tokens": tokens_of(prompt),
-            "completion_tokens": tokens_of(text),
-            "total_tokens": tokens_of(prompt) + tokens_of(text),
+            "completion_tokens": out,
+            "total_tokens": tokens_of(prompt) + out,
         }
         model = body.get("model", "fake")
         calls = [
@@ -250,10 +259,11 @@ class FakeProvider:
         if b.delay_s:
             await asyncio.sleep(b.delay_s)
         text = self._text(b, body)
+        text, tout = self._limit(text, body.get("max_tokens"))
         prompt = str(body.get("system") or "") + "".join(
             str(m.get("content")) for m in body.get("messages", [])
         )
-        tin, tout = tokens_of(prompt), tokens_of(text)
+        tin = tokens_of(prompt)
         model = body.get("model", "fake")
         blocks: list[dict[str, Any]] = [] if b.tool_calls else [{"type": "text", "text": text}]
         blocks += [

@@ -1,5 +1,6 @@
-"""The ``agent`` kind against the local fake provider (OpenAI tool-call format): tool calls
-become child jobs, limits stop the loop, a retry reuses finished steps."""
+"""The ``agent`` kind against the local fake provider (OpenAI and Anthropic tool-call formats):
+tool calls become child jobs, limits stop the loop (``max_cost`` as a ceiling), a retry reuses
+finished steps."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from faena.bootstrap import Runtime
 from faena.domain.errors import ValidationError
 from faena.domain.jobs import DEFAULT_TENANT
+from faena.domain.llm import ModelPrice, ProviderConfig
 from faena.services.orchestrator import JobRequest
 from tests.ai.agent_support import agent_runtime, executions, run_agent
 from tests.ai.providers import Fail, FakeProvider, Reply
@@ -39,6 +41,59 @@ async def test_a_tool_call_runs_as_a_child_job(agent_runtime: Runtime, fake: Fak
     assert tools[0]["function"]["parameters"]["properties"] == {"x": {"type": "integer"}}
     tool_message = fake.requests[1]["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["content"] == "42"
+
+
+async def test_the_loop_speaks_anthropics_tool_use_format(
+    agent_runtime: Runtime, fake: FakeProvider
+) -> None:
+    await agent_runtime.store.put_llm_provider(  # type: ignore[attr-defined]
+        ProviderConfig(
+            DEFAULT_TENANT,
+            "claude",
+            "anthropic",
+            fake.anthropic_url,
+            models={"haiku": ModelPrice()},
+        )
+    )
+    fake.script(
+        Reply(tool_calls=[("double", {"x": 21}), ("lookup_customer", {"name": "Ada"})]),
+        Reply(text="42, and Ada is customer 7."),
+    )
+    job = await run_agent(
+        agent_runtime,
+        {
+            "prompt": "Double 21 and find Ada.",
+            "system": "You are terse.",
+            "model": "claude/haiku",
+            "tools": ["double", "lookup_customer"],
+        },
+    )
+    assert job.state.value == "succeeded", job.error
+    assert job.result["answer"] == "42, and Ada is customer 7."
+    assert {c["tool"]: c["state"] for c in job.result["tool_calls"]} == {
+        "double": "succeeded",
+        "lookup_customer": "succeeded",
+    }
+    first, second = fake.requests
+    assert first["system"] == "You are terse." and first["max_tokens"] > 0
+    assert [t["name"] for t in first["tools"]] == ["double", "lookup_customer"]
+    assert first["tools"][0]["input_schema"]["properties"] == {"x": {"type": "integer"}}
+    assert first["tools"][0]["description"] == "Double a number."
+    user, assistant, results = second["messages"]
+    assert user == {"role": "user", "content": "Double 21 and find Ada."}
+    assert assistant["role"] == "assistant"
+    assert [(b["type"], b["name"], b["input"]) for b in assistant["content"]] == [
+        ("tool_use", "double", {"x": 21}),
+        ("tool_use", "lookup_customer", {"name": "Ada"}),
+    ]
+    # Both results in one user turn, each a tool_result naming its tool_use.
+    assert results["role"] == "user"
+    assert [(b["type"], b["tool_use_id"]) for b in results["content"]] == [
+        ("tool_result", assistant["content"][0]["id"]),
+        ("tool_result", assistant["content"][1]["id"]),
+    ]
+    assert results["content"][0]["content"] == "42"
+    assert orjson.loads(results["content"][1]["content"])["id"] == 7
 
 
 async def test_parallel_tool_calls_and_tool_errors_go_back_to_the_model(
@@ -81,15 +136,51 @@ async def test_max_steps_stops_the_loop(agent_runtime: Runtime, fake: FakeProvid
     assert fake.calls == 3 and len(executions) == 3
 
 
-async def test_max_cost_stops_the_loop(agent_runtime: Runtime, fake: FakeProvider) -> None:
+async def test_max_cost_stops_before_a_call_it_cannot_afford(
+    agent_runtime: Runtime, fake: FakeProvider
+) -> None:
     fake.default = Reply(tool_calls=[("double", {"x": 1})])
     job = await run_agent(
         agent_runtime,
         {"prompt": "loop", "model": "fake/m", "tools": ["double"], "max_cost": 1.0},
     )
     assert job.state.value == "failed"
-    assert job.error is not None and job.error.startswith("agent stopped: max_cost (1)")
-    assert fake.calls == 1  # one call already costs more than $1 at $1 per token
+    assert job.error is not None and job.error.startswith("agent stopped: max_cost (1) reached")
+    assert fake.calls == 0  # at $1 a token, the prompt alone would cost more than $1
+
+
+async def test_max_cost_is_a_ceiling_not_overshot_by_a_call(
+    agent_runtime: Runtime, fake: FakeProvider
+) -> None:
+    """The agent never starts a call whose estimated prompt cost plus 16 tokens of answer does
+    not fit, and caps each call's max_tokens to what is left: the spending stays under it."""
+    fake.default = Reply(tool_calls=[("double", {"x": 1})])  # a loop that never answers
+    job = await run_agent(
+        agent_runtime,
+        {"prompt": "loop", "model": "fake/m", "tools": ["double"], "max_cost": 100.0},
+    )
+    assert job.state.value == "failed"
+    assert job.error is not None and "agent stopped: max_cost (100) reached" in job.error
+    assert fake.calls >= 3  # it ran until the next call could not fit
+    assert job.result["cost"] <= 100.0  # was: stopped only once past it, by up to a call
+    calls = await agent_runtime.llm.calls(DEFAULT_TENANT, job.id)  # type: ignore[union-attr]
+    spent = 0.0
+    for record, request in zip(calls, fake.requests, strict=True):
+        assert request["max_tokens"] <= 100.0 - spent  # $1 a token: only what was left
+        spent += record.cost
+    assert job.result["cost"] == pytest.approx(spent)
+
+
+async def test_max_cost_caps_a_long_answer(agent_runtime: Runtime, fake: FakeProvider) -> None:
+    fake.default = Reply(text="x" * 400)  # 100 tokens if let
+    job = await run_agent(
+        agent_runtime,
+        {"prompt": "write", "model": "fake/m", "tools": ["double"], "max_cost": 60.0},
+    )
+    assert job.state.value == "succeeded", job.error
+    (request,) = fake.requests
+    assert 16 <= request["max_tokens"] < 60
+    assert job.result["cost"] <= 60.0 and len(job.result["answer"]) == request["max_tokens"] * 4
 
 
 async def test_time_limit_stops_the_loop(agent_runtime: Runtime, fake: FakeProvider) -> None:

@@ -214,6 +214,42 @@ async def test_a_workflow_budget_stops_its_llm_steps(runtime: Runtime, fake: Fak
     assert fake.calls == 0
 
 
+async def test_a_spent_workflow_budget_downgrades_its_llm_steps(
+    runtime: Runtime, fake: FakeProvider
+) -> None:
+    await runtime.store.put_llm_policy(  # type: ignore[attr-defined]
+        RoutingPolicy(T, "commitments", (Tier("fake/big"),), 1.0)
+    )
+    await runtime.store.put_llm_budget(  # type: ignore[attr-defined]
+        Budget(
+            T,
+            "workflow",
+            "commitments",
+            0.0,
+            period="total",
+            on_exhausted="downgrade",
+            downgrade_model="fake/small",
+            updated_at=1.0,
+        )
+    )
+    fake.script(Reply(orjson.dumps(COMMITMENTS).decode()))
+    run = await _commitments_run(runtime)
+    assert run.state.value == "succeeded", run.error
+    (step,) = run.steps
+    assert step.output["model"] == "small" and step.output["output"] == COMMITMENTS
+    assert [r["model"] for r in fake.requests] == ["small"]  # never the policy's big model
+    budget = next(g for g in step.output["guardrails"] if g["name"] == "budget")
+    assert budget == {"name": "budget", "verdict": "downgraded", "detail": "to fake/small"}
+    (spent,) = [  # the downgraded call still counts against the workflow's budget
+        b
+        for b in await runtime.llm.list_budgets(T)
+        if b.scope == "workflow"  # type: ignore[union-attr]
+    ]
+    assert (
+        spent.spent_usd == pytest.approx(step.output["usage"]["cost_usd"]) and spent.spent_usd > 0
+    )
+
+
 async def test_the_api_key_comes_from_the_tenants_secret(
     tmp_path: Path, fake: FakeProvider
 ) -> None:

@@ -226,6 +226,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """What a call would cost before it is made, at the first model of its route: the prompt
+    (estimated like a budget reservation: characters / 3 tokens, tool definitions included)
+    and each token of the answer."""
+
+    model: str
+    prompt_usd: float
+    per_output_token_usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRow:
     key: str
     calls: int

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -28,13 +28,14 @@ from faena.domain.agents import (
 )
 from faena.domain.errors import FaenaError, Unavailable
 from faena.domain.jobs import Job
-from faena.domain.llm import ChatRequest, ChatResult, Message, ToolCall, ToolSpec
+from faena.domain.llm import ChatRequest, ChatResult, Message, Quote, ToolCall, ToolSpec
 from faena.domain.logs import LogStream
 from faena.ports.executor import ExecutionSink
 from faena.ports.mcp import McpConnector, McpSession
 from faena.services.orchestrator import JobRequest, Orchestrator
 
 MAX_TOOL_RESULT = 16_000  # characters of a tool's result shown to the model
+MIN_ANSWER_TOKENS = 16  # under max_cost, a call that could not afford this many is not made
 KindDescriber = Callable[[str], "tuple[str, dict[str, Any]] | None"]
 
 
@@ -49,6 +50,8 @@ class ChatService(Protocol):
         call_index: int = 0,
         workflow: str | None = None,
     ) -> ChatResult: ...
+
+    async def quote(self, tenant: str, request: ChatRequest) -> Quote: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +158,23 @@ class AgentRunner:
         messages.append(Message("user", spec.prompt))
         specs = tuple(t.spec for t in run.tools.values())
         for step in range(spec.max_steps):
-            if spec.max_cost is not None and run.cost >= spec.max_cost:
-                return self._stopped(run, f"max_cost ({spec.max_cost:g}) reached")
+            request = ChatRequest(
+                messages=tuple(messages),
+                model=spec.model,
+                policy=spec.policy,
+                temperature=spec.temperature,
+                tools=specs,
+                cache=False,
+            )
+            if spec.max_cost is not None:
+                capped = await self._within_cost(run, llm, request, spec.max_cost)
+                if isinstance(capped, str):
+                    return self._stopped(run, capped)
+                request = capped
             run.steps = step + 1
             answer = await llm.chat(
                 run.job.tenant,
-                ChatRequest(
-                    messages=tuple(messages),
-                    model=spec.model,
-                    policy=spec.policy,
-                    temperature=spec.temperature,
-                    tools=specs,
-                    cache=False,
-                ),
+                request,
                 job_id=run.job.id,
                 attempt=run.job.attempts,
                 call_index=step,
@@ -183,6 +190,29 @@ class AgentRunner:
             for call, output in zip(answer.tool_calls, outputs, strict=True):
                 messages.append(Message("tool", output, tool_call_id=call.id))
         return self._stopped(run, f"max_steps ({spec.max_steps}) reached without an answer")
+
+    async def _within_cost(
+        self, run: _Run, llm: ChatService, request: ChatRequest, max_cost: float
+    ) -> ChatRequest | str:
+        """The request with ``max_tokens`` capped so its answer cannot take the spending past
+        ``max_cost``, or why the call is not made (its prompt alone, or the prompt and
+        ``MIN_ANSWER_TOKENS`` of answer, would pass it)."""
+        left = max_cost - run.cost
+        quote = await llm.quote(run.job.tenant, request)
+        room = left - quote.prompt_usd
+        if quote.per_output_token_usd <= 0:
+            tokens = None if room >= 0 else 0
+        else:
+            tokens = int(room // quote.per_output_token_usd) if room > 0 else 0
+        if tokens is not None and tokens < MIN_ANSWER_TOKENS:
+            need = quote.prompt_usd + MIN_ANSWER_TOKENS * quote.per_output_token_usd
+            return (
+                f"max_cost ({max_cost:g}) reached: ${run.cost:.6f} spent, the next call "
+                f"would cost about ${need:.6f} or more ({quote.model})"
+            )
+        if tokens is None:
+            return request
+        return replace(request, max_tokens=min(tokens, request.max_tokens or tokens))
 
     async def _call(self, run: _Run, step: int, index: int, call: ToolCall) -> str:
         """Run one tool call; its output (or error) as the text the model reads next."""

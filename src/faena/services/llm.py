@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 import structlog
 
 from faena.domain.errors import NotFound, ValidationError
@@ -55,6 +56,7 @@ from faena.domain.llm import (
     ProviderConfig,
     ProviderError,
     ProvidersUnavailable,
+    Quote,
     RoutingPolicy,
     Tier,
     UsageRow,
@@ -323,6 +325,19 @@ class LlmService:
         except Exception as exc:  # the answer stands; only the next lookup misses
             log.warning("llm cache put failed", tenant=tenant, error=str(exc))
 
+    async def quote(self, tenant: str, request: ChatRequest) -> Quote:
+        """The estimated cost of ``request`` before calling (see :class:`Quote`); an agent
+        uses it to keep within its ``max_cost``."""
+        route = await self._route(tenant, request)
+        provider, model = split_model(route.tiers[route.start].model)
+        price = route.providers[str(provider)].price(model)
+        chars = prompt_chars(request)
+        if request.tools:
+            chars += len(
+                orjson.dumps([[t.name, t.description, t.parameters] for t in request.tools])
+            )
+        return Quote(f"{provider}/{model}", price.cost(estimate_tokens(chars), 0), price.cost(0, 1))
+
     async def configured(self, tenant: str) -> bool:
         """Does the tenant have any provider?"""
         return bool(await self._store.list_llm_providers(tenant))
@@ -334,7 +349,7 @@ class LlmService:
         messages = run.request.messages
         if cfg.injection_action != "off":
             text = "\n".join(m.content or "" for m in messages if m.role in {"user", "tool"})
-            score, reasons = self._classifier(text)
+            score, reasons = self._classify(text)
             if score >= cfg.injection_threshold:
                 action = "blocked" if cfg.injection_action == "block" else "flagged"
                 self._verdict(run, Verdict("injection", action, ", ".join(reasons), score))
@@ -368,6 +383,17 @@ class LlmService:
             )
         self._verdict(run, Verdict("pii", "redacted", findings=counts))
         return tuple(redacted)
+
+    def _classify(self, text: str) -> tuple[float, list[str]]:
+        """The classifier's (score, reasons); a classifier that fails or answers nonsense
+        refuses the call (fail closed: it is a guardrail)."""
+        try:
+            score, reasons = self._classifier(text)
+            return float(score), [str(r) for r in reasons]
+        except Exception as exc:
+            raise GuardrailBlocked(
+                f"the prompt-injection classifier failed: {type(exc).__name__}: {exc}"[:300]
+            ) from None
 
     def _check_output(self, request: ChatRequest, reply: ProviderReply) -> tuple[str | None, Any]:
         """(why the answer is unacceptable or None, the parsed output)."""

@@ -42,11 +42,18 @@ def _content(m: Message) -> Any:
 def request_body(call: ProviderCall) -> dict[str, Any]:
     r = call.request
     system = "\n\n".join(m.content or "" for m in r.messages if m.role == "system")
-    messages = [
-        {"role": "user" if m.role == "tool" else m.role, "content": _content(m)}
-        for m in r.messages
-        if m.role != "system"
-    ]
+    messages: list[dict[str, Any]] = []
+    previous = ""
+    for m in r.messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool" and previous == "tool":
+            # The results of parallel tool calls go back in one user turn, one block each.
+            messages[-1]["content"].extend(_content(m))
+        else:
+            role = "user" if m.role == "tool" else m.role
+            messages.append({"role": role, "content": _content(m)})
+        previous = m.role
     body: dict[str, Any] = {
         "model": call.model,
         "max_tokens": r.max_tokens or DEFAULT_MAX_TOKENS,
