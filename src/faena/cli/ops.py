@@ -22,13 +22,16 @@ _DATABASE_URL = click.option("--database-url", default=None, help="Store URL [FA
 
 
 def _settings(database_url: str | None) -> Any:
+    from faena.bootstrap import configure_logging
     from faena.config import Settings
 
     try:
-        return Settings.from_env(database_url=database_url)
+        settings = Settings.from_env(database_url=database_url)
     except FaenaError as e:
         click.echo(f"faena: {e.message}", err=True)
         sys.exit(2)
+    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
+    return settings
 
 
 def _report(make: Callable[[], Coroutine[Any, Any, BackupReport]]) -> BackupReport:

@@ -159,7 +159,10 @@ def db() -> None:
 @click.option("--database-url", default=None, help="Store URL [FAENA_DATABASE_URL]")
 def migrate(database_url: str | None) -> None:
     """Apply pending migrations and print the schema version."""
+    from faena.bootstrap import configure_logging
+
     settings = _settings(database_url=database_url)
+    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
 
     async def go() -> None:
         from faena.bootstrap import open_store
