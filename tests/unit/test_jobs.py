@@ -102,3 +102,23 @@ def test_ids_made_in_a_batch_sort_after_earlier_ones_and_are_unique() -> None:
     assert batch == sorted(batch)
     assert first < batch[0]
     assert len(set(batch)) == len(batch)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork() with threads
+def test_a_forked_child_never_repeats_its_parents_random_bits() -> None:
+    """Ids take their random bits from a block of OS randomness; a child made by fork() must
+    not hand out the rest of the block its parent will use."""
+    import os
+
+    new_id()  # the parent holds a partly used block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.write(write, ",".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 1 << 16).decode().split(",")
+    os.close(read)
+    parent = [new_id() for _ in range(50)]
+    assert not {i[-16:] for i in child} & {i[-16:] for i in parent}
