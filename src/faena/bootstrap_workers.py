@@ -106,6 +106,7 @@ def build_worker_plane(
         scorer_named(name)
     registry = WorkerRegistry(workers, clock, bus=bus)  # worker.* events for live pages
     registry.demand = orchestrator.demand  # idle_kinds of remote workers
+    registry.jobs = store  # the running jobs GET /v1/workers names
     tokens = WorkerTokens(workers, clock)
     manager = WorkerManager(
         store,

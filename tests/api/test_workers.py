@@ -43,6 +43,25 @@ async def test_the_local_pool_is_listed_as_a_live_worker(
     assert worker["capacity"]["slots"] == 2  # type: ignore[index]
 
 
+async def test_each_worker_names_the_jobs_running_there(
+    faena: tuple[InMemoryFaena, httpx.AsyncClient],
+) -> None:
+    _, client = faena
+    await _until_listed(client)
+    r = await client.post("/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 30}})
+    job_id = r.json()["id"]
+    async with asyncio.timeout(5):
+        while True:
+            (worker,) = await _until_listed(client)
+            if worker["running_jobs"] == [job_id]:
+                break
+            await asyncio.sleep(0.02)
+    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 200
+    async with asyncio.timeout(5):
+        while (await _until_listed(client))[0]["running_jobs"]:
+            await asyncio.sleep(0.02)
+
+
 async def test_a_queued_job_says_why_it_is_not_placed(
     faena: tuple[InMemoryFaena, httpx.AsyncClient],
 ) -> None:

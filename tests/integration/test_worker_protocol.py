@@ -22,6 +22,7 @@ from faena.bootstrap import Runtime, build_runtime
 from faena.config import Settings
 from faena.domain.jobs import JobState
 from faena.domain.workers import Capacity
+from faena.protocol.convert import PROTOCOL_VERSION
 from faena.protocol.v1 import worker_pb2 as pb
 from faena.protocol.v1 import worker_pb2_grpc as pb_grpc
 from faena.services.orchestrator import JobRequest
@@ -215,13 +216,18 @@ class RawWorker:
         self.token = token
         self.call: Any = None
 
-    async def connect(self, worker_id: str, kinds: list[str]) -> pb.ServerMessage:
+    async def connect(
+        self, worker_id: str, kinds: list[str], protocol_version: int = PROTOCOL_VERSION
+    ) -> pb.ServerMessage:
         cred = await self.stub.Authenticate(pb.AuthRequest(token=self.token))
         self.call = self.stub.Connect(metadata=(("authorization", f"Bearer {cred.credential}"),))
         await self.call.write(
             pb.WorkerMessage(
                 register=pb.Register(
-                    worker_id=worker_id, kinds=kinds, capacity=pb.Capacity(slots=2)
+                    worker_id=worker_id,
+                    kinds=kinds,
+                    capacity=pb.Capacity(slots=2),
+                    protocol_version=protocol_version,
                 )
             )
         )
@@ -286,6 +292,19 @@ async def test_a_credential_is_required_and_a_bad_token_is_refused(plain: Runtim
         with pytest.raises(grpc.aio.AioRpcError) as no_credential:
             await call.read()
         assert no_credential.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await raw.close()
+
+
+async def test_a_worker_of_another_protocol_version_is_refused_for_good(plain: Runtime) -> None:
+    """The server names both versions (FAILED_PRECONDITION, which the agent takes as final)."""
+    raw = RawWorker(plain, await _token(plain))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await raw.connect("future", ["noop"], protocol_version=PROTOCOL_VERSION + 1)
+        assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert f"protocol version {PROTOCOL_VERSION + 1}" in (refused.value.details() or "")
+        assert "future" not in plain.workers_plane.manager.sessions
     finally:
         await raw.close()
 

@@ -29,7 +29,7 @@ from faena.domain.errors import (
 from faena.domain.jobs import Job
 from faena.domain.logs import LogStream
 from faena.domain.workers import Capacity
-from faena.protocol.convert import STREAM_FROM_PB, assignment, loads_result
+from faena.protocol.convert import PROTOCOL_VERSION, STREAM_FROM_PB, assignment, loads_result
 from faena.protocol.v1 import worker_pb2 as pb
 from faena.protocol.v1 import worker_pb2_grpc as pb_grpc
 from faena.services.worker_manager import Registration, ResultIn, Session, WorkerManager
@@ -80,6 +80,10 @@ class QueueChannel:
             self.queue.put_nowait(_Closed(reason, retry))
 
 
+class ProtocolMismatch(ValidationError):
+    """The worker speaks another version of the protocol: retrying cannot help."""
+
+
 def _bearer(metadata: dict[str, Any]) -> str:
     scheme, _, credential = str(metadata.get("authorization", "")).partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
@@ -91,6 +95,11 @@ def _registration(first: pb.WorkerMessage) -> Registration:
     if first.WhichOneof("body") != "register":
         raise ValidationError("the first message must be register")
     msg = first.register
+    if msg.protocol_version != PROTOCOL_VERSION:
+        raise ProtocolMismatch(
+            f"worker speaks protocol version {msg.protocol_version}, this server speaks "
+            f"{PROTOCOL_VERSION}: run a faena worker of the server's release"
+        )
     if not msg.worker_id or len(msg.worker_id) > 200:
         raise ValidationError("register: worker_id must be 1 to 200 characters")
     if len(msg.kinds) > MAX_KINDS or len(msg.labels) > MAX_LABELS:
@@ -142,6 +151,9 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             registration = _registration(first)
         except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no register message")
+            return
+        except ProtocolMismatch as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, e.message)
             return
         except ValidationError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)

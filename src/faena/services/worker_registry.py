@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import structlog
 
+from faena.domain.jobs import JobState
 from faena.domain.workers import WorkerInfo, WorkerKind
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
+from faena.ports.store import JobStore, ListParams
 from faena.ports.workers import DisconnectParams, ListWorkersParams, PruneWorkersParams, WorkerStore
 from faena.services.kind_demand import KindDemand
 from faena.services.worker_events import DISCONNECTED, change_type, worker_event
@@ -22,6 +24,7 @@ log = structlog.get_logger("faena.workers")
 HEARTBEAT_S = 3.0  # how often a worker's record is refreshed
 LIVE_TTL_S = 15.0  # a worker silent for longer is no longer live
 KEEP_S = 24 * 3600.0  # records of workers silent for longer are forgotten
+RUNNING_SHOWN = 1000  # running jobs read for GET /v1/workers, newest first
 
 
 class WorkerRegistry:
@@ -52,6 +55,7 @@ class WorkerRegistry:
         self._task: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
         self.demand: KindDemand | None = None  # the orchestrator's: which kinds are submitted
+        self.jobs: JobStore | None = None  # where running_jobs reads which job runs where
 
     @property
     def store(self) -> WorkerStore:
@@ -124,6 +128,21 @@ class WorkerRegistry:
         see (bound to it; the shared ones too for the operator's tenant)."""
         since = self._clock.now() - KEEP_S
         return await self._store.list_workers(ListWorkersParams(since=since, tenant=tenant))
+
+    async def running_jobs(self, tenant: str) -> dict[str, list[str]]:
+        """Ids of ``tenant``'s running jobs by the worker running them (another tenant's jobs
+        on a shared worker are counted in its load, never named)."""
+        if self.jobs is None:
+            return {}
+        running = frozenset({JobState.RUNNING})
+        page = await self.jobs.list_jobs(
+            ListParams(tenant=tenant, states=running, limit=RUNNING_SHOWN)
+        )
+        by_worker: dict[str, list[str]] = {}
+        for job in page.jobs:
+            if job.worker_id is not None:
+                by_worker.setdefault(job.worker_id, []).append(job.id)
+        return by_worker
 
     # -- this process's workers --------------------------------------------------------------
 

@@ -43,6 +43,14 @@ MAX_PROGRESS_MESSAGE = 500  # characters; the server keeps no more
 MAX_UNACKED_CHUNKS = 10_000  # log chunks kept for a resend; beyond, the oldest attempt's go
 
 
+# The server's answers that no retry can change: a refused token, another protocol version.
+_REFUSALS = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
+
+
 class Refused(Exception):
     """The server refused this worker for good (wrong or revoked token)."""
 
@@ -120,7 +128,7 @@ class Agent:
                 await self._cancel_all("refused")
                 raise
             except grpc.aio.AioRpcError as e:
-                if e.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                if e.code() in _REFUSALS:
                     await self._cancel_all("refused")
                     raise Refused(e.details() or "worker token refused") from None
                 log.warning(

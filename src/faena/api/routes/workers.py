@@ -51,7 +51,10 @@ class WorkerOut(BaseModel):
     labels: dict[str, str]
     capacity: dict[str, float]
     load: dict[str, float]
-    running: int
+    running: int = Field(description="jobs running there now, of every tenant it serves")
+    running_jobs: list[str] = Field(
+        description="ids of the caller's tenant's jobs running there, newest first"
+    )
     version: str
     host: str
     server: str
@@ -136,10 +139,12 @@ def workers_router(
     async def list_workers(principal: Reader) -> Response:
         now = registry.clock.now()
         found = await registry.recorded(principal.tenant)
+        running = await registry.running_jobs(principal.tenant)
         out = []
         for w in found:
             body = worker_to_json(w, w.is_live(now, registry.live_ttl_s))
             body["idle_kinds"] = registry.idle_kinds(w) if body["live"] else []
+            body["running_jobs"] = running.get(w.id, []) if body["live"] else []
             out.append(body)
         return JsonResponse({"workers": out})
 
