@@ -50,15 +50,17 @@ async def test_each_worker_names_the_jobs_running_there(
     await _until_listed(client)
     r = await client.post("/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 30}})
     job_id = r.json()["id"]
+    await _until_running_jobs(client, [job_id])
+    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 200
+    await _until_running_jobs(client, [])
+
+
+async def _until_running_jobs(client: httpx.AsyncClient, expected: list[str]) -> None:
     async with asyncio.timeout(5):
         while True:
             (worker,) = await _until_listed(client)
-            if worker["running_jobs"] == [job_id]:
-                break
-            await asyncio.sleep(0.02)
-    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 200
-    async with asyncio.timeout(5):
-        while (await _until_listed(client))[0]["running_jobs"]:
+            if worker["running_jobs"] == expected:
+                return
             await asyncio.sleep(0.02)
 
 
