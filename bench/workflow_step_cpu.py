@@ -4,10 +4,12 @@
         [--profile FILE]   # py-spy speedscope profile of the server during the workflow phase
 
 Starts ``faena up`` (or ``faena server`` on PostgreSQL), runs ``--runs`` linear workflows of
-``--steps`` ``noop`` steps (50 concurrent starters), then the same number of plain jobs in
-batches of 500, and prints one JSON line: wall seconds and the server's CPU time (user +
-system, from ``/proc/PID/stat``) per step and per job, and their ratios. CPU time is less
-disturbed than wall time by other work on a shared machine.
+``--steps`` ``noop`` steps started one per request by 50 concurrent clients, then as many
+started in batches of 500 (``POST /v1/workflows/{name}/runs/batch``), then the same number of
+plain jobs in batches of 500, and prints one JSON line: wall seconds and the server's CPU time
+(user + system, from ``/proc/PID/stat``) per step and per job, and their ratios (``*_batch``:
+runs started in batches, as the plain jobs are submitted). CPU time is less disturbed than
+wall time by other work on a shared machine.
 """
 
 from __future__ import annotations
@@ -65,9 +67,18 @@ async def measure(server: FaenaServer, runs: int, steps: int, profile: str | Non
         if spy is not None:
             spy.send_signal(2)
             await asyncio.to_thread(spy.wait, 30)
+        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        for offset in range(0, runs, 500):
+            batch = [{}] * min(500, runs - offset)
+            r = await api.post("/v1/workflows/linear/runs/batch", json=batch)
+            assert r.status_code == 201, r.text
+        await _until_no_running(api)
+        batch_s, batch_cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
         stats = (await api.get("/v1/stats")).json()
         done_before = stats.get("by_state", stats).get("succeeded", 0)
         total = runs * steps
+        expected = 2 * total + steps  # the warm-up run too
+        assert done_before == expected, f"{done_before} step jobs succeeded, not {expected}"
         cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
         for offset in range(0, total, 500):
             batch = [{"kind": "noop"}] * min(500, total - offset)
@@ -85,6 +96,10 @@ async def measure(server: FaenaServer, runs: int, steps: int, profile: str | Non
         "cpu_ms_per_step": round(wf_cpu / total * 1000, 3),
         "cpu_ms_per_job": round(jobs_cpu / total * 1000, 3),
         "ratio_cpu": round(wf_cpu / jobs_cpu, 2),
+        "batch_workflow_seconds": round(batch_s, 3),
+        "ratio_wall_batch": round(batch_s / jobs_s, 2),
+        "cpu_ms_per_step_batch": round(batch_cpu / total * 1000, 3),
+        "ratio_cpu_batch": round(batch_cpu / jobs_cpu, 2),
     }
 
 

@@ -225,6 +225,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/v1/workflows"): Case("workflows:read", 200),
     ("GET", "/v1/workflows/{name}/versions/{version}"): Case("workflows:read", 200, workflow, True),
     ("POST", "/v1/workflows/{name}/runs"): Case("workflows:write", 201, workflow, True, body={}),
+    ("POST", "/v1/workflows/{name}/runs/batch"): Case(
+        "workflows:write", 201, workflow, True, body=[{}]
+    ),
     ("POST", "/v1/workflows/{name}/pause"): Case("workflows:write", 200, workflow, True),
     ("POST", "/v1/workflows/{name}/resume"): Case("workflows:write", 200, workflow, True),
     ("GET", "/v1/runs"): Case("workflows:read", 200),

@@ -74,6 +74,16 @@ def test_apply_yaml_then_run_and_wait_gives_each_steps_output(client: Client) ->
     assert client.get_run(run.id) == run
 
 
+def test_many_runs_start_in_one_request(client: Client) -> None:
+    client.apply_workflow(CHAIN.replace("name: chain", "name: many"))
+    runs = client.run_workflow_many("many", [{"inputs": {"n": i}} for i in range(3)])
+    assert [r.inputs for r in runs] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    done = [client.wait_run(r.id, timeout=10) for r in runs]
+    assert [r.outputs["second"] for r in done] == [0, 4, 8]
+    with pytest.raises(faena.ValidationError, match="run 1: "):
+        client.run_workflow_many("many", [{"inputs": {"n": 1}}, {"inputs": {"n": "x"}}])
+
+
 def test_apply_takes_a_mapping_a_file_and_a_builder(client: Client, tmp_path: Path) -> None:
     mapping = {"name": "mapped", "steps": [{"id": "a", "kind": "double", "with": {"n": 1}}]}
     assert client.apply_workflow(mapping).name == "mapped"
@@ -135,6 +145,8 @@ async def test_the_async_client_does_the_same(aclient: faena.AsyncClient) -> Non
     assert (await aclient.get_run(run.id)).state == "succeeded"
     page = await aclient.list_runs(workflow="async-chain")
     assert [r.id for r in page.runs] == [run.id]
+    [many] = await aclient.run_workflow_many("async-chain", [{"inputs": {"n": 2}}])
+    assert (await aclient.wait_run(many.id, timeout=10)).outputs == {"first": 4, "second": 8}
 
     await aclient.apply_workflow(
         "name: broken\ninputs: {n: integer}\nsteps:\n  - {id: a, kind: explode, with: {n: 1}}\n"

@@ -115,6 +115,39 @@ async def test_bad_run_requests_are_clear_4xx(http: httpx.AsyncClient) -> None:
     assert (await http.get("/v1/runs", params={"state": "weird"})).status_code == 422
 
 
+async def test_many_runs_start_in_one_request(http: httpx.AsyncClient) -> None:
+    """``POST /v1/workflows/{name}/runs/batch``: every run validated first (a bad one names its
+    index and none starts), then all stored with their first steps in one transaction."""
+    assert (await put_yaml(http, "intake", FLOW)).status_code == 201
+    r = await http.post(
+        "/v1/workflows/intake/runs/batch",
+        json=[{"inputs": {"url": "a"}}, {"inputs": {"url": 3}}],
+    )
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("run 1: ")
+    assert (await http.get("/v1/runs")).json()["runs"] == []
+    r = await http.post(
+        "/v1/workflows/intake/runs/batch",
+        json={
+            "runs": [
+                {"inputs": {"url": "a/b"}, "idempotency_key": "k"},
+                {"inputs": {"url": "c"}},
+            ]
+        },
+    )
+    assert r.status_code == 201, r.text
+    first, second = r.json()
+    assert first["created"] and second["created"] and first["state"] == "running"
+    assert first["steps"][0]["state"] == "running" and first["steps"][0]["jobs"]
+    again = await http.post(
+        "/v1/workflows/intake/runs/batch", json=[{"inputs": {"url": "x"}, "idempotency_key": "k"}]
+    )
+    assert again.status_code == 201
+    assert [(x["id"], x["created"]) for x in again.json()] == [(first["id"], False)]
+    done = await http.get(f"/v1/runs/{second['id']}", params={"wait": 10})
+    assert done.json()["state"] == "succeeded"
+    assert (await http.post("/v1/workflows/intake/runs/batch", json=[])).status_code == 422
+
+
 async def test_a_failing_step_fails_the_run_and_retry_reruns_it(
     http: httpx.AsyncClient, faena: InMemoryFaena
 ) -> None:

@@ -42,6 +42,15 @@ def run(r: Any) -> Run:
     )
 
 
+def patch_job_ids(r: Run, found: dict[str, str]) -> Run:
+    """A copy of ``r`` whose steps refer to ``found[id]`` instead of each planned job ``id``
+    whose idempotency key was already taken (by the job stored earlier)."""
+    out = r.copy()
+    for step in out.steps:
+        step.jobs = [None if j is None else found.get(j, j) for j in step.jobs]
+    return out
+
+
 def schedule(r: Any) -> Schedule:
     return Schedule(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6]))
 

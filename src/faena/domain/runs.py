@@ -10,6 +10,7 @@ of a run is a compare-and-swap on its ``revision``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +23,7 @@ class RunState(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self is not RunState.RUNNING
+        return self is not _RUNNING
 
 
 class StepState(enum.StrEnum):
@@ -35,7 +36,12 @@ class StepState(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (StepState.PENDING, StepState.RUNNING)
+        return self not in _OPEN_STEP_STATES
+
+
+# Module constants: an enum member looked up on its class is slow on the engine's hot path.
+_RUNNING = RunState.RUNNING
+_OPEN_STEP_STATES = frozenset({StepState.PENDING, StepState.RUNNING})
 
 
 @dataclass(slots=True)
@@ -212,12 +218,26 @@ class Subscription:
     created_at: float
 
     def matches(self, event_type: str) -> bool:
-        for pattern in self.events:
-            if pattern in ("*", event_type):
-                return True
-            if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
-                return True
-        return False
+        return wants(self.events, event_type)
+
+
+def wants(patterns: Iterable[str], event_type: str) -> bool:
+    """Whether an event type matches one of a subscription's patterns (a type, ``prefix.*``
+    or ``*``)."""
+    for pattern in patterns:
+        if pattern in ("*", event_type):
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def wanted_events(
+    events: Sequence[OutboxEvent], patterns: Mapping[str, Sequence[str]]
+) -> list[OutboxEvent]:
+    """The events some subscription wants: ``patterns`` are the subscriptions' patterns by
+    tenant. Only these reach the outbox (the webhook relay is its only reader)."""
+    return [e for e in events if wants(patterns.get(e.tenant, ()), e.type)]
 
 
 class DeliveryState(enum.StrEnum):

@@ -8,9 +8,10 @@ win. Events passed with a change are written to the outbox in the same transacti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from faena.domain.jobs import TERMINAL_STATES, JobSpec, JobState
 from faena.domain.runs import (
     Delivery,
     DeliveryState,
@@ -22,6 +23,7 @@ from faena.domain.runs import (
     WorkflowInfo,
     WorkflowVersion,
 )
+from faena.ports.store import Submitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,60 @@ class SaveRunParams:
 
     run: Run
     events: Sequence[OutboxEvent] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """One run's change for :meth:`WorkflowStore.advance_runs`.
+
+    ``create``: insert ``run`` (a new run), unless its ``idempotency_key`` is taken; otherwise
+    a compare-and-swap on ``run.revision`` as in :class:`SaveRunParams`. Only when that applies
+    are ``jobs`` (the step jobs the change submits; ``jobs[i]`` gets the id ``job_ids[i]``)
+    stored, idempotency keys honoured, and ``events`` written to the outbox."""
+
+    run: Run
+    events: Sequence[OutboxEvent] = ()
+    jobs: Sequence[JobSpec] = ()
+    job_ids: Sequence[str] = ()
+    create: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceRunsParams:
+    """Apply every change in one transaction (each with its own compare-and-swap)."""
+
+    changes: Sequence[RunChange]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AdvancedRun:
+    """The outcome of one :class:`RunChange`.
+
+    ``applied``: the run is stored as ``run`` (created with ``revision`` 0, or saved with
+    ``revision + 1``) and ``jobs`` are the change's jobs, in order (``created`` False for a job
+    whose idempotency key was taken: the stored run refers to that earlier job instead).
+    Not applied: ``run`` is the run holding the taken idempotency key (``create``), or None
+    when another writer changed the run first; nothing of the change was written."""
+
+    run: Run | None
+    applied: bool
+    jobs: list[Submitted] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StepJob:
+    """What the engine reads of a step's job (``get_step_jobs``): less than a whole job."""
+
+    id: str
+    state: JobState
+    attempts: int
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +266,15 @@ class WorkflowStore(Protocol):
 
     async def save_runs(self, params: Sequence[SaveRunParams]) -> list[Run | None]:
         """:meth:`save_run` for each, in one transaction (each its own compare-and-swap)."""
+
+    async def advance_runs(self, params: AdvanceRunsParams) -> list[AdvancedRun]:
+        """Create or save runs together with the step jobs they submit and their outbox
+        events, in one transaction: the workflow engine's hot path (one write per batch of
+        runs, where a save and a submit would be two, and a crash between them impossible)."""
+
+    async def get_step_jobs(self, tenant: str, job_ids: Sequence[str]) -> list[StepJob]:
+        """State, attempts, result and error of the jobs of ``tenant`` among ``job_ids`` (in
+        no particular order, missing ones left out): one light read per batch of runs."""
 
     async def get_schedule(self, tenant: str, workflow: str) -> Schedule | None: ...
 

@@ -231,39 +231,34 @@ class Webhooks:
                 await asyncio.sleep(gap)
 
     async def _job_events(self) -> None:
-        """Job state changes are written by the job services, not here: copy those that a
-        subscription wants into the outbox (batched)."""
+        """Wake the relay for the events a subscription wants, and copy job state changes into
+        the outbox where the store does not write them itself (the in-memory store)."""
         with closing(self.bus.subscribe(where=self._may_want)) as sub:
             while True:
                 event = await sub.get()
-                if event.type != "job.state":  # run.state, step.state: already in the outbox
-                    self._wake.set()
-                    continue
                 try:
-                    await self._job_event(event)
+                    await self._event(event)
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # the store is down: this event is lost, not the loop
                     log.warning("recording a job event failed", error=repr(e))
 
     def _may_want(self, event: Event) -> bool:
-        """The bus filter: run and step events, and job events of tenants that may have a
-        subscription wanting them (unknown or stale tenants are asked in ``_job_event``), so a
-        busy queue nobody subscribed to costs one dict lookup per event, and no relay."""
-        if event.type in ("run.state", "step.state"):
-            return True
-        if event.type != "job.state":
+        """The bus filter: events of tenants that may have a subscription wanting them (unknown
+        or stale tenants are asked in ``_event``), so busy queues and workflows nobody
+        subscribed to cost one dict lookup per event, and no relay."""
+        if event.type not in EVENT_TYPES:
             return False
         cached = self._subs.get(event.tenant)
         if cached is None or cached[0] <= time.monotonic():
             return True
-        return any(s.matches("job.state") for s in cached[1])
+        return any(s.matches(event.type) for s in cached[1])
 
-    async def _job_event(self, event: Event) -> None:
+    async def _event(self, event: Event) -> None:
         subs = await self.subscriptions(event.tenant, fresh=False)
-        if not any(s.matches("job.state") for s in subs):
+        if not any(s.matches(event.type) for s in subs):
             return
-        if self.copy_job_events:
+        if event.type == "job.state" and self.copy_job_events:
             data = {"job_id": event.job_id, **event.data}
             await self.store.append_events([OutboxEvent("job.state", event.tenant, data, event.ts)])
         self._wake.set()  # the store wrote it in the change's transaction, or we just did

@@ -1,12 +1,19 @@
 """The workflow engine: turns a run's steps into jobs as their needs finish.
 
-``advance`` is an idempotent function of stored state: it reads the run and the jobs of its
-running steps, decides what follows (finish steps, skip, fan out, submit, fail, cancel) and saves
-the run with a compare-and-swap. Step jobs carry deterministic idempotency keys
-(``wf:{run}:{step}:{item}:{try}``), so advancing again after a crash finds the jobs already
-submitted instead of submitting twice. Advances are triggered by terminal ``job.state`` events of
-step jobs and by a periodic sweep of running runs (also at start), which repairs whatever a crash
-or another server left behind.
+Advancing a run is an idempotent function of stored state: the engine takes the run and the jobs
+of its running steps, decides what follows (:func:`~faena.services.workflow_plan.plan_advance`)
+and stores the run, the step jobs it submits and its events in **one** transaction
+(``WorkflowStore.advance_runs``), with a compare-and-swap on the run's revision. Step jobs carry
+deterministic idempotency keys (``wf:{run}:{step}:{item}:{try}``), so a run advanced again from
+an older copy refers to the jobs already stored instead of submitting twice.
+
+The hot path is batched at every stage: the terminal ``job.state`` events of step jobs mark runs,
+advancers take the marked runs in batches (one read of their running steps' jobs per tenant),
+and concurrent writes — advances and new runs alike — share transactions (group commit). The
+engine keeps its own copy of the runs it advances (the run as it last stored it), so it never
+reads back what it wrote; a copy made stale by another writer (another server, a cancel) only
+loses its compare-and-swap, and the run is read again. A periodic sweep of running runs (also
+at start) repairs whatever a crash or another server left behind.
 """
 
 from __future__ import annotations
@@ -15,102 +22,105 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import closing
+from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
 
-from faena.domain.errors import Conflict, FaenaError, NotFound, ValidationError
+from faena.domain.errors import Conflict, NotFound
 from faena.domain.events import Event
-from faena.domain.jobs import Job, JobState
-from faena.domain.runs import OutboxEvent, Run, RunState, StepRun, StepState
-from faena.domain.templates import TemplateError, render_value
-from faena.domain.workflows import MAX_FAN_OUT, StepDef, WorkflowDef, parse_workflow
+from faena.domain.ids import new_ids
+from faena.domain.jobs import MAX_NAME_LENGTH, Job, JobSpec
+from faena.domain.runs import OutboxEvent, Run, RunState, StepState
+from faena.domain.workflows import StepDef, WorkflowDef, parse_workflow
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.store import JobStore
 from faena.ports.workflows import (
     ActiveRunsParams,
+    AdvancedRun,
+    AdvanceRunsParams,
     GetVersionParams,
-    SaveRunParams,
+    RunChange,
+    StepJob,
     WorkflowStore,
 )
-from faena.services.orchestrator import MAX_BATCH, JobRequest, Orchestrator
+from faena.services.batching import GroupCommitter
+from faena.services.orchestrator import JobRequest, Orchestrator, state_event
+from faena.services.workflow_plan import (
+    CompiledWorkflow,
+    plan_advance,
+    run_event,
+    step_event,
+)
 
 log = structlog.get_logger("faena.workflows")
 
 SAVE_ATTEMPTS = 10
 ADVANCERS = 4
-ADVANCE_BATCH = 200  # runs advanced together: one submit and one save transaction
-
-
-class _Batch:
-    """Jobs of several runs' steps, submitted together (one store transaction per tenant)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[Run, StepRun, list[int], list[JobRequest]]] = []
-
-    def add(self, run: Run, step: StepRun, indexes: list[int], requests: list[JobRequest]) -> None:
-        self.items.append((run, step, indexes, requests))
-
-    async def submit(
-        self, orchestrator: Orchestrator, job_runs: dict[str, tuple[str, str]]
-    ) -> None:
-        by_tenant: dict[str, list[tuple[Run, StepRun, list[int], list[JobRequest]]]] = {}
-        for item in self.items:
-            by_tenant.setdefault(item[0].tenant, []).append(item)
-        for tenant, group in by_tenant.items():
-            requests = [r for *_, reqs in group for r in reqs]
-            submitted = []
-            for start in range(0, len(requests), MAX_BATCH):
-                submitted += await orchestrator.submit(tenant, requests[start : start + MAX_BATCH])
-            it = iter(submitted)
-            for run, step, indexes, _ in group:
-                for i in indexes:
-                    job = next(it).job
-                    step.jobs[i] = job.id
-                    job_runs[job.id] = (tenant, run.id)
+ADVANCE_BATCH = 200  # runs taken by one advancer at once
+COMMIT_BATCH = 64  # callers whose run changes share one transaction at most
+MAX_CACHED_RUNS = 20_000  # runs whose latest copy the engine keeps (beyond: read when needed)
 
 
 class Store(JobStore, WorkflowStore, Protocol):
     """A store that keeps both jobs and workflows (every faena adapter)."""
 
 
-def job_key(run_id: str, step_id: str, index: int, tries: int) -> str:
-    return f"wf:{run_id}:{step_id}:{index}:{tries}"
-
-
-def run_event(run: Run, now: float) -> OutboxEvent:
-    return OutboxEvent(
-        "run.state",
-        run.tenant,
-        {
-            "run_id": run.id,
-            "workflow": run.workflow,
-            "version": run.version,
-            "state": run.state.value,
-            "error": run.error,
-        },
-        now,
-    )
-
-
-def step_event(run: Run, step: StepRun, now: float) -> OutboxEvent:
-    return OutboxEvent(
-        "step.state",
-        run.tenant,
-        {
-            "run_id": run.id,
-            "workflow": run.workflow,
-            "step": step.id,
-            "state": step.state.value,
-            "error": step.error,
-        },
-        now,
-    )
-
-
 def bus_event(event: OutboxEvent) -> Event:
     return Event(type=event.type, tenant=event.tenant, data=dict(event.data), ts=event.ts)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The run changes of one caller, written by the next group commit."""
+
+    changes: Sequence[RunChange]
+    done: asyncio.Future[list[AdvancedRun]]
+
+
+_SPEC_FIELDS = tuple(f.name for f in fields(JobSpec))
+_PAYLOAD, _KEY = _SPEC_FIELDS.index("payload"), _SPEC_FIELDS.index("idempotency_key")
+
+
+def _request(step: StepDef, payload: Any, key: str) -> JobRequest:
+    return JobRequest(
+        kind=step.kind,
+        payload=payload,
+        queue=step.queue,
+        priority=step.priority,
+        labels=dict(step.labels),
+        max_attempts=None if step.retries is None else step.retries + 1,
+        timeout_s=step.timeout_s,
+        idempotency_key=key,
+    )
+
+
+class _IdPool:
+    """Job ids for one batch of plans, drawn ``hint`` at a time (one draw of randomness where
+    each job would make its own)."""
+
+    def __init__(self, hint: int) -> None:
+        self._size = min(max(hint, 1), 1000)
+        self._ids: list[str] = []
+
+    def __call__(self) -> str:
+        if not self._ids:
+            self._ids = new_ids(self._size)
+            self._ids.reverse()
+        return self._ids.pop()
+
+
+@dataclass(slots=True)
+class _Advanced:
+    """What one pass over a batch of runs did: the runs as they are now (saved or unchanged),
+    those whose save lost its compare-and-swap, and those to advance once more (a job found by
+    its idempotency key had already finished)."""
+
+    runs: dict[str, Run]
+    lost: list[tuple[str, str]]
+    again: list[tuple[str, str]]
 
 
 class WorkflowEngine:
@@ -128,18 +138,17 @@ class WorkflowEngine:
         self.bus = bus
         self.clock = clock
         self.sweep_s = sweep_s
-        self._definitions: dict[tuple[str, str, int], WorkflowDef] = {}
+        self._definitions: dict[tuple[str, str, int], CompiledWorkflow] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._runs: dict[str, Run] = {}  # run id -> the run as this engine last stored/read it
         self._job_runs: dict[str, tuple[str, str]] = {}  # job id -> (tenant, run id)
         self._dirty: dict[str, str] = {}  # run id -> tenant, waiting for an advancer
         self._again: dict[str, str] = {}  # run id -> tenant: advance after the current one
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listeners: list[Callable[[Run, Run | None], None]] = []
-
-    def on_run_change(self, listener: Callable[[Run, Run | None], None]) -> None:
-        """Call ``listener(new, old)`` after each saved change of a run (triggers use it)."""
-        self._listeners.append(listener)
+        self._commits: GroupCommitter[_Pending] = GroupCommitter(
+            self._write, max_batch=COMMIT_BATCH, name="workflow-runs"
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,6 +166,7 @@ class WorkflowEngine:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._commits.drain()
 
     def busy(self, run_id: str) -> bool:
         """True while this process is advancing ``run_id``."""
@@ -183,95 +193,19 @@ class WorkflowEngine:
                 log.warning("advancing runs failed", runs=len(items), error=repr(e))
             await asyncio.sleep(0)  # a queue that never empties must not starve the loop
 
-    async def advance_many(self, items: Sequence[tuple[str, str]]) -> None:
-        """Advance several runs with one submission of all their new jobs and one transaction
-        saving them all (group commit); a run whose save lost its compare-and-swap is marked
-        to be advanced again."""
-        locks: list[asyncio.Lock] = []
-        try:
-            mine: list[tuple[str, str]] = []
-            for tenant, run_id in items:
-                lock = self._lock(run_id)
-                if lock.locked():  # being advanced right now: again once that is done
-                    self._again[run_id] = tenant
-                    continue
-                await lock.acquire()
-                locks.append(lock)
-                mine.append((tenant, run_id))
-            await self._advance_locked(mine)
-        finally:
-            for lock in locks:
-                lock.release()
-            self._mark_again(run_id for _, run_id in items)
-
-    def _mark_again(self, run_ids: Iterable[str]) -> None:
-        for run_id in run_ids:
-            tenant = self._again.get(run_id)
-            if tenant is not None and not self.busy(run_id):
-                del self._again[run_id]
-                self.mark(tenant, run_id)
-
-    async def _advance_locked(self, items: Sequence[tuple[str, str]]) -> None:
-        """Per tenant: one read of the runs, one of their running steps' jobs; then one
-        submission of every new job and one transaction saving every changed run."""
-        batch = _Batch()
-        work: list[tuple[Run, Run, list[OutboxEvent]]] = []
-        for live, jobs in await self._read_batch(items):
-            for stored in live:
-                run = stored.copy()
-                work.append((stored, run, await self._advance_once(run, batch, jobs)))
-        await batch.submit(self.orchestrator, self._job_runs)
-        now = self.clock.now()
-        changed: list[tuple[Run, Run, list[OutboxEvent]]] = []
-        for stored, run, events in work:
-            if events or not _same(run, stored):
-                changed.append((stored, run, events))
-            else:
-                self._forget_if_done(stored)
-        if not changed:
-            return
-        for _, run, _ in changed:
-            run.updated_at = now
-        results = await self.store.save_runs(
-            [SaveRunParams(run=r, events=e) for _, r, e in changed]
+    def _ends_a_step(self, event: Event) -> bool:
+        """The bus filter: a job of a step this engine follows reached a terminal state."""
+        return (
+            event.type == "job.state"
+            and event.job_id in self._job_runs
+            and event.data.get("state") in ("succeeded", "failed", "cancelled")
         )
-        for (stored, run, events), saved in zip(changed, results, strict=True):
-            if saved is None:
-                self.mark(run.tenant, run.id)
-                continue
-            self.bus.publish([bus_event(e) for e in events])
-            self._forget_if_done(saved)
-            for listener in self._listeners:
-                listener(saved, stored)
-
-    async def _read_batch(
-        self, items: Sequence[tuple[str, str]]
-    ) -> list[tuple[list[Run], dict[str, Job]]]:
-        """Per tenant, its running runs among ``items`` and their running steps' jobs."""
-        by_tenant: dict[str, list[str]] = {}
-        for tenant, run_id in items:
-            by_tenant.setdefault(tenant, []).append(run_id)
-        out: list[tuple[list[Run], dict[str, Job]]] = []
-        for tenant, run_ids in by_tenant.items():
-            live: list[Run] = []
-            for stored in await self.store.get_runs(tenant, run_ids):
-                if stored.state.is_terminal:
-                    self._forget_if_done(stored)
-                else:
-                    live.append(stored)
-            out.append((live, await self._load_jobs(tenant, live)))
-        return out
 
     async def _listen(self) -> None:
-        with closing(self.bus.subscribe()) as sub:
+        with closing(self.bus.subscribe(where=self._ends_a_step)) as sub:
             while True:
                 event = await sub.get()
-                if event.type != "job.state" or event.job_id is None:
-                    continue
-                state = event.data.get("state")
-                if state not in ("succeeded", "failed", "cancelled"):
-                    continue
-                found = self._job_runs.get(event.job_id)
+                found = self._job_runs.get(event.job_id or "")
                 if found is not None:
                     self.mark(*found)
 
@@ -289,13 +223,17 @@ class WorkflowEngine:
 
     async def sweep(self, *, older_than_s: float | None = None) -> int:
         """Mark running runs for an advance — those not changed for ``older_than_s`` seconds
-        (events drive the others), or all; return how many."""
+        (events drive the others), or all; return how many. The runs read here refresh the
+        engine's copies that another writer made stale."""
         after: str | None = None
         count = 0
         horizon = None if older_than_s is None else self.clock.now() - older_than_s
         while True:
             runs = await self.store.list_active_runs(ActiveRunsParams(limit=500, after=after))
             for run in runs:
+                mine = self._runs.get(run.id)
+                if mine is not None and mine.revision < run.revision:
+                    self._runs[run.id] = run
                 if horizon is None or run.updated_at <= horizon:
                     self.mark(run.tenant, run.id)
                     count += 1
@@ -306,15 +244,48 @@ class WorkflowEngine:
     # -- definitions -------------------------------------------------------------------------
 
     async def definition(self, tenant: str, name: str, version: int) -> WorkflowDef:
+        return (await self._compiled(tenant, name, version)).definition
+
+    async def _compiled(self, tenant: str, name: str, version: int) -> CompiledWorkflow:
         key = (tenant, name, version)
         found = self._definitions.get(key)
         if found is None:
             stored = await self.store.get_workflow_version(GetVersionParams(tenant, name, version))
             if stored is None:
                 raise NotFound(f"no version {version} of workflow {name!r}")
-            found = parse_workflow(stored.definition)
+            found = CompiledWorkflow.of(parse_workflow(stored.definition))
             self._definitions[key] = found
         return found
+
+    # -- new runs ----------------------------------------------------------------------------
+
+    async def create_runs(self, runs: Sequence[Run]) -> list[tuple[Run, bool]]:
+        """Store new runs with the jobs of their first steps, in one transaction shared with
+        concurrent writers; per run, the run as stored and True, or the run already holding
+        its idempotency key and False."""
+        if not runs:
+            return []
+        now = self.clock.now()
+        to_spec = self._spec_maker(now)
+        ids = _IdPool(len(runs))
+        changes = []
+        for run in runs:
+            wf = await self._compiled(run.tenant, run.workflow, run.version)
+            started = run_event(run, now)
+            plan = plan_advance(run, wf, {}, now, partial(to_spec, run.tenant), new_id=ids)
+            run.updated_at = now
+            changes.append(
+                RunChange(run, [started, *plan.events], plan.jobs, plan.job_ids, create=True)
+            )
+        out = []
+        for result in await self._commit(changes):
+            assert result.run is not None  # a create is stored, or meets the key's run
+            if result.applied:
+                self._keep(result.run)
+                if any(s.job.is_terminal for s in result.jobs):
+                    self.mark(result.run.tenant, result.run.id)
+            out.append((result.run.copy(), result.applied))
+        return out
 
     # -- advancing ---------------------------------------------------------------------------
 
@@ -324,60 +295,155 @@ class WorkflowEngine:
             lock = self._locks[run_id] = asyncio.Lock()
         return lock
 
+    async def advance_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """Advance several runs together: one read of their running steps' jobs per tenant
+        and one transaction storing every changed run with its new jobs; a run whose save
+        lost its compare-and-swap is read again and advanced again."""
+        locks: list[asyncio.Lock] = []
+        try:
+            mine: list[tuple[str, str]] = []
+            for tenant, run_id in items:
+                lock = self._lock(run_id)
+                if lock.locked():  # being advanced right now: again once that is done
+                    self._again[run_id] = tenant
+                    continue
+                await lock.acquire()
+                locks.append(lock)
+                mine.append((tenant, run_id))
+            if mine:
+                advanced = await self._advance_locked(mine)
+                for tenant, run_id in [*advanced.lost, *advanced.again]:
+                    self._again[run_id] = tenant
+        finally:
+            for lock in locks:
+                lock.release()
+            self._mark_again(run_id for _, run_id in items)
+
+    def _mark_again(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            tenant = self._again.get(run_id)
+            if tenant is not None and not self.busy(run_id):
+                del self._again[run_id]
+                self.mark(tenant, run_id)
+
     async def advance(self, tenant: str, run_id: str, *, stored: Run | None = None) -> Run | None:
-        """Bring the run as far as stored state allows; return it as saved. ``stored``: the
-        run as just written by the caller (a new run), which saves reading it back."""
+        """Bring the run as far as stored state allows; return it as saved (None: no such
+        run). ``stored``: the run as just read or written by the caller."""
         try:
             async with self._lock(run_id):
-                return await self._change(tenant, run_id, self._advance_alone, stored)
+                if stored is not None and stored.tenant == tenant:
+                    self._refresh_copy(stored.copy())
+                for _ in range(SAVE_ATTEMPTS):
+                    advanced = await self._advance_locked([(tenant, run_id)])
+                    if advanced.lost or advanced.again:
+                        continue
+                    found = advanced.runs.get(run_id)
+                    return None if found is None else found.copy()
+                raise Conflict(f"run {run_id} is changing too fast; try again")
         finally:
             self._mark_again([run_id])
 
-    async def _change(
-        self,
-        tenant: str,
-        run_id: str,
-        step: Callable[[Run], Awaitable[list[OutboxEvent]]],
-        first: Run | None = None,
-    ) -> Run | None:
-        """Load (or take ``first``), apply ``step`` (which changes a copy and returns the
-        events), save with a compare-and-swap unless nothing changed; reload and repeat when
-        another writer won."""
-        for _ in range(SAVE_ATTEMPTS):
-            stored, first = first or await self.store.get_run(tenant, run_id), None
-            if stored is None:
-                return None
-            run = stored.copy()
-            events: list[OutboxEvent] = await step(run)
-            if not events and _same(run, stored):
-                self._forget_if_done(stored)
-                return stored
-            run.updated_at = self.clock.now()
-            saved = await self.store.save_run(SaveRunParams(run=run, events=events))
-            if saved is None:
-                continue
-            self.bus.publish([bus_event(e) for e in events])
-            self._forget_if_done(saved)
-            for listener in self._listeners:
-                listener(saved, stored)
-            return saved
-        raise Conflict(f"run {run_id} is changing too fast; try again")
+    async def _advance_locked(self, items: Sequence[tuple[str, str]]) -> _Advanced:
+        """Plan every run of ``items`` (locked by the caller) and store the changed ones."""
+        runs = await self._runs_for(items)
+        try:
+            return await self._plan_and_store(runs)
+        except BaseException:
+            for run in runs:  # planned in place but maybe not stored: read them again
+                if self._runs.get(run.id) is run:
+                    del self._runs[run.id]
+            raise
 
-    def _forget_if_done(self, run: Run) -> None:
+    async def _plan_and_store(self, runs: Sequence[Run]) -> _Advanced:
+        out = _Advanced({}, [], [])
+        live = [r for r in runs if not r.state.is_terminal]
+        jobs: dict[str, dict[str, StepJob]] = {}
+        for tenant in {r.tenant for r in live}:
+            jobs[tenant] = await self._load_jobs(tenant, (r for r in live if r.tenant == tenant))
+        now = self.clock.now()
+        to_spec = self._spec_maker(now)
+        ids = _IdPool(len(live))
+        work = []
+        to_cancel: list[tuple[str, str]] = []
+        for run in runs:
+            if run.state.is_terminal:
+                self._forget(run)
+                out.runs[run.id] = run
+                continue
+            wf = await self._compiled(run.tenant, run.workflow, run.version)
+            plan = plan_advance(
+                run, wf, jobs[run.tenant], now, partial(to_spec, run.tenant), new_id=ids
+            )
+            to_cancel.extend((run.tenant, job_id) for job_id in plan.to_cancel)
+            if plan.changed:
+                run.updated_at = now
+                work.append(RunChange(run, plan.events, plan.jobs, plan.job_ids))
+            else:
+                out.runs[run.id] = run
+        await self._cancel_jobs(to_cancel)
+        if not work:
+            return out
+        for change, result in zip(work, await self._commit(work), strict=True):
+            run = change.run
+            if result.applied and result.run is not None:
+                self._keep(result.run)
+                out.runs[run.id] = result.run
+                if any(s.job.is_terminal for s in result.jobs):
+                    out.again.append((run.tenant, run.id))
+            else:
+                self._runs.pop(run.id, None)
+                out.lost.append((run.tenant, run.id))
+        return out
+
+    async def _runs_for(self, items: Sequence[tuple[str, str]]) -> list[Run]:
+        """The runs of ``items``: the engine's copies, and one read per tenant of the others."""
+        out: list[Run] = []
+        missing: dict[str, list[str]] = {}
+        for tenant, run_id in items:
+            mine = self._runs.get(run_id)
+            if mine is not None and mine.tenant == tenant:
+                out.append(mine)
+            else:
+                missing.setdefault(tenant, []).append(run_id)
+        for tenant, run_ids in missing.items():
+            for stored in await self.store.get_runs(tenant, run_ids):
+                self._keep(stored)
+                out.append(self._runs.get(stored.id, stored))
+        return out
+
+    def _refresh_copy(self, run: Run) -> None:
+        mine = self._runs.get(run.id)
+        if mine is None or mine.revision < run.revision:
+            self._keep(run)
+
+    def _keep(self, run: Run) -> None:
+        """Remember ``run`` as stored (or forget it when it is over), and which run each of
+        its unfinished steps' jobs belongs to."""
+        if run.state.is_terminal:
+            self._forget(run)
+            return
+        if run.id in self._runs or len(self._runs) < MAX_CACHED_RUNS:
+            self._runs[run.id] = run
         for step in run.steps:
             for job_id in step.jobs:
                 if job_id is None:
                     continue
-                if run.state.is_terminal or step.state.is_terminal:
+                if step.state.is_terminal:
                     self._job_runs.pop(job_id, None)
                 else:
                     self._job_runs[job_id] = (run.tenant, run.id)
-        if run.state.is_terminal:
-            lock = self._locks.get(run.id)
-            if lock is not None and not lock.locked():
-                del self._locks[run.id]
 
-    async def _load_jobs(self, tenant: str, runs: Iterable[Run]) -> dict[str, Job]:
+    def _forget(self, run: Run) -> None:
+        self._runs.pop(run.id, None)
+        for step in run.steps:
+            for job_id in step.jobs:
+                if job_id is not None:
+                    self._job_runs.pop(job_id, None)
+        lock = self._locks.get(run.id)
+        if lock is not None and not lock.locked():
+            del self._locks[run.id]
+
+    async def _load_jobs(self, tenant: str, runs: Iterable[Run]) -> dict[str, StepJob]:
         """The jobs of the running steps of ``runs`` (one store read), by id."""
         ids = [
             job_id
@@ -389,230 +455,136 @@ class WorkflowEngine:
         ]
         if not ids:
             return {}
-        return {job.id: job for job in await self.store.get_many(tenant, ids)}
+        return {job.id: job for job in await self.store.get_step_jobs(tenant, ids)}
 
-    async def _advance_alone(self, run: Run) -> list[OutboxEvent]:
-        """``_advance_once`` outside a batch: reads the run's step jobs itself."""
-        return await self._advance_once(run, None, await self._load_jobs(run.tenant, [run]))
+    def _spec_maker(self, now: float) -> Callable[[str, StepDef, Any, str], JobSpec]:
+        """``to_spec(tenant, step, payload, key)``: the orchestrator's validation of a step's
+        job, made once per step for a whole batch (one snapshot of the kinds served and of the
+        caller's trace); the step's other jobs differ only in payload (checked for the kind)
+        and idempotency key."""
+        orchestrator = self.orchestrator
+        known = orchestrator.catalog.kinds()
+        traceparent = orchestrator.observer.traceparent()
+        made: dict[tuple[str, int], JobSpec] = {}
 
-    async def _advance_once(
-        self, run: Run, pending: _Batch | None, jobs: dict[str, Job]
-    ) -> list[OutboxEvent]:
-        if run.state.is_terminal:
-            return []
-        wf = await self.definition(run.tenant, run.workflow, run.version)
-        now = self.clock.now()
-        before = {s.id: s.state for s in run.steps}
-        to_cancel: list[str] = []
-        for step in run.steps:
-            if step.state is StepState.RUNNING:
-                await self._refresh(
-                    run,
-                    wf.step(step.id),
-                    step,
-                    now,
-                    to_cancel=to_cancel,
-                    pending=pending,
-                    known=jobs,
-                )
-        failed = [s for s in run.steps if s.state is StepState.FAILED]
-        if failed and wf.on_failure == "stop":
-            self._stop(run, f"step {failed[0].id!r} failed: {failed[0].error}", now, to_cancel)
-        else:
-            progressed = True
-            while progressed:  # a skip can unblock further steps in the same advance
-                progressed = False
-                for step_id in wf.topological_order():
-                    step = run.step(step_id)
-                    if step.state is StepState.PENDING and await self._start(
-                        run, wf.step(step_id), step, now, pending=pending, known=jobs
-                    ):
-                        progressed = True
-                failed = [s for s in run.steps if s.state is StepState.FAILED]
-                if failed and wf.on_failure == "stop":
-                    self._stop(
-                        run, f"step {failed[0].id!r} failed: {failed[0].error}", now, to_cancel
-                    )
-                    break
-        if all(s.state.is_terminal for s in run.steps) and not run.state.is_terminal:
-            bad = [s for s in run.steps if s.state in (StepState.FAILED, StepState.CANCELLED)]
-            run.state = RunState.FAILED if bad else RunState.SUCCEEDED
-            if bad and run.error is None:
-                run.error = f"step {bad[0].id!r} {bad[0].state.value}: {bad[0].error}"
-            run.finished_at = now
-        await self._cancel_jobs(run.tenant, to_cancel)
-        events = [step_event(run, s, now) for s in run.steps if before[s.id] is not s.state]
-        if run.state.is_terminal:
-            events.append(run_event(run, now))
-        return events
+        def to_spec(tenant: str, step: StepDef, payload: Any, key: str) -> JobSpec:
+            template = made.get((tenant, id(step)))
+            if template is None or len(key) > MAX_NAME_LENGTH:
+                spec = orchestrator.to_spec(tenant, _request(step, payload, key), now, known)
+                if traceparent is not None:
+                    spec = replace(spec, traceparent=traceparent)
+                made[(tenant, id(step))] = spec
+                return spec
+            orchestrator.catalog.check(step.kind, payload, known)
+            values = [getattr(template, name) for name in _SPEC_FIELDS]
+            values[_PAYLOAD], values[_KEY] = payload, key
+            return JobSpec(*values)
 
-    def _stop(self, run: Run, error: str, now: float, to_cancel: list[str]) -> None:
-        """The failure policy ``stop``: the run fails, everything still open is cancelled."""
-        for step in run.steps:
-            if step.state is StepState.RUNNING:
-                to_cancel.extend(j for j in step.jobs if j is not None)
-            if not step.state.is_terminal:
-                step.state = StepState.CANCELLED
-                step.error = step.error or "the run stopped: " + error
-                step.finished_at = now
-        run.state = RunState.FAILED
-        run.error = error
-        run.finished_at = now
+        return to_spec
 
-    async def _refresh(
-        self,
-        run: Run,
-        spec: StepDef,
-        step: StepRun,
-        now: float,
-        *,
-        to_cancel: list[str],
-        pending: _Batch | None,
-        known: dict[str, Job],
-    ) -> None:
-        """Update a running step from its jobs (``known``: read for the whole advance); submit
-        more items of a fan-out."""
-        jobs = [None if job_id is None else known.get(job_id) for job_id in step.jobs]
-        step.attempts = sum(j.attempts for j in jobs if j is not None)
-        for i, job in enumerate(jobs):
-            if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
-                label = f"item {i}: " if step.items is not None else ""
-                what = job.error or f"job {job.state.value}"
-                step.state, step.error, step.finished_at = StepState.FAILED, label + what, now
-                to_cancel.extend(j.id for j in jobs if j is not None and not j.is_terminal)
-                return
-        if all(j is not None and j.state is JobState.SUCCEEDED for j in jobs):
-            results = [j.result for j in jobs if j is not None]
-            step.output = results if step.items is not None else results[0]
-            step.state, step.finished_at = StepState.SUCCEEDED, now
-            return
-        if any(j is None for j in step.jobs):  # a fan-out with items left to submit
-            await self._submit_items(run, spec, step, now, pending=pending, known=known)
-
-    async def _start(
-        self,
-        run: Run,
-        spec: StepDef,
-        step: StepRun,
-        now: float,
-        *,
-        pending: _Batch | None,
-        known: dict[str, Job],
-    ) -> bool:
-        """Start a pending step whose needs are all terminal; True if its state changed."""
-        needs = [run.step(n) for n in spec.needs]
-        if not all(n.state.is_terminal for n in needs):
-            return False
-        for need in needs:
-            if need.state in (StepState.FAILED, StepState.CANCELLED):
-                return _finish(
-                    step, StepState.SKIPPED, now, f"needs {need.id!r}, which {need.state.value}"
-                )
-            if need.state is StepState.SKIPPED and spec.if_skipped != "run":
-                return _finish(
-                    step, StepState.SKIPPED, now, f"needs {need.id!r}, which was skipped"
-                )
-        context = template_context(run)
-        try:
-            if spec.when is not None and not render_value(spec.when, context, "when"):
-                return _finish(step, StepState.SKIPPED, now, None)
-            if spec.for_each is not None:
-                items = fan_out_items(render_value(spec.for_each, context, "for_each"))
-                step.items = items
-                step.jobs = [None] * len(items)
-            else:
-                step.items = None
-                step.jobs = [None]
-        except TemplateError as e:
-            return _finish(step, StepState.FAILED, now, str(e))
-        step.state, step.started_at = StepState.RUNNING, now
-        if not step.jobs:  # an empty fan-out succeeds at once
-            step.output = []
-            return _finish(step, StepState.SUCCEEDED, now, None)
-        await self._submit_items(run, spec, step, now, pending=pending, known=known)
-        return True
-
-    async def _submit_items(
-        self,
-        run: Run,
-        spec: StepDef,
-        step: StepRun,
-        now: float,
-        *,
-        pending: _Batch | None,
-        known: dict[str, Job],
-    ) -> None:
-        """Submit the next items of ``step`` up to its ``max_parallel`` (all for a plain step);
-        with a batch, only validate them and leave the submission to the batch."""
-        in_flight = 0
-        for job_id in step.jobs:
-            if job_id is not None:
-                job = known.get(job_id)
-                in_flight += job is not None and not job.is_terminal
-        free = (spec.max_parallel or len(step.jobs)) - in_flight
-        indexes = [i for i, j in enumerate(step.jobs) if j is None][: max(free, 0)]
-        if not indexes:
-            return
-        base = template_context(run)
-        requests = []
-        try:
-            for i in indexes:
-                context = base
-                if step.items is not None:
-                    context = {**base, "item": step.items[i], "index": i}
-                payload = render_value(spec.with_, context, "with")
-                requests.append(
-                    JobRequest(
-                        kind=spec.kind,
-                        payload=payload,
-                        queue=spec.queue,
-                        priority=spec.priority,
-                        labels=dict(spec.labels),
-                        max_attempts=None if spec.retries is None else spec.retries + 1,
-                        timeout_s=spec.timeout_s,
-                        idempotency_key=job_key(run.id, step.id, i, step.tries),
-                    )
-                )
-            if pending is not None:
-                for request in requests:
-                    self.orchestrator.to_spec(run.tenant, request, now)
-                pending.add(run, step, indexes, requests)
-                return
-            submitted = await self.orchestrator.submit(run.tenant, requests)
-        except (TemplateError, ValidationError) as e:
-            message = e.message if isinstance(e, FaenaError) else str(e)
-            _finish(step, StepState.FAILED, now, message)
-            return
-        for i, s in zip(indexes, submitted, strict=True):
-            step.jobs[i] = s.job.id
-            self._job_runs[s.job.id] = (run.tenant, run.id)
-
-    async def _cancel_jobs(self, tenant: str, job_ids: Sequence[str]) -> None:
-        for job_id in job_ids:
+    async def _cancel_jobs(self, jobs: Sequence[tuple[str, str]]) -> None:
+        for tenant, job_id in jobs:
             with contextlib.suppress(Conflict, NotFound):
                 await self.orchestrator.cancel(tenant, job_id)
 
+    # -- storing -----------------------------------------------------------------------------
+
+    async def _commit(self, changes: Sequence[RunChange]) -> list[AdvancedRun]:
+        """Store ``changes`` with whatever other writers queue meanwhile (group commit)."""
+        done: asyncio.Future[list[AdvancedRun]] = asyncio.get_running_loop().create_future()
+        self._commits.add(_Pending(changes, done))
+        return await done
+
+    async def _write(self, pending: Sequence[_Pending]) -> None:
+        """One transaction for a batch of run changes, then what they mean for this process:
+        the new jobs are announced like any submit (events, metrics, idle claimers woken), and
+        the runs' events are published."""
+        now = self.clock.now()
+        changes = [c for p in pending for c in p.changes]
+        try:
+            results = await self.store.advance_runs(AdvanceRunsParams(changes, now))
+        except Exception as e:
+            for p in pending:
+                if not p.done.done():
+                    p.done.set_exception(e)
+            return
+        created: list[Job] = []
+        events: list[Event] = []
+        for change, result in zip(changes, results, strict=True):
+            if result.applied and result.run is not None:
+                run = result.run
+                for submitted in result.jobs:
+                    if submitted.created:
+                        created.append(submitted.job)
+                    if not submitted.job.is_terminal:
+                        self._job_runs[submitted.job.id] = (run.tenant, run.id)
+                events.extend(bus_event(e) for e in change.events)
+        start = 0
+        for p in pending:
+            end = start + len(p.changes)
+            if not p.done.done():  # a caller that went away still has its changes stored
+                p.done.set_result(results[start:end])
+            start = end
+        if created:
+            orchestrator = self.orchestrator
+            self.bus.publish([state_event(job, now) for job in created])
+            orchestrator.observer.submitted(created)
+            orchestrator.demand.note({job.kind for job in created})
+            orchestrator.wake_claimers()
+        if events:
+            self.bus.publish(events)
+
     # -- cancel and retry --------------------------------------------------------------------
+
+    async def _change(
+        self,
+        tenant: str,
+        run_id: str,
+        step: Callable[[Run], Awaitable[list[OutboxEvent]]],
+    ) -> Run | None:
+        """Read the run, apply ``step`` (which changes it and returns the events), store it
+        with a compare-and-swap; read again and repeat when another writer won."""
+        for _ in range(SAVE_ATTEMPTS):
+            run = await self.store.get_run(tenant, run_id)
+            if run is None:
+                return None
+            events = await step(run)
+            run.updated_at = self.clock.now()
+            [result] = await self._commit([RunChange(run, events)])
+            if result.applied and result.run is not None:
+                self._keep(result.run)
+                return result.run.copy()
+            self._runs.pop(run_id, None)
+        raise Conflict(f"run {run_id} is changing too fast; try again")
 
     async def cancel(self, tenant: str, run_id: str) -> Run:
         async def cancel_once(run: Run) -> list[OutboxEvent]:
             if run.state.is_terminal:
                 raise Conflict(f"run is {run.state.value}; only a running run can be cancelled")
             now = self.clock.now()
-            jobs: list[str] = []
+            jobs: list[tuple[str, str]] = []
             events: list[OutboxEvent] = []
             for step in run.steps:
                 if step.state is StepState.RUNNING:
-                    jobs.extend(j for j in step.jobs if j is not None)
+                    jobs.extend((run.tenant, j) for j in step.jobs if j is not None)
                 if not step.state.is_terminal:
-                    _finish(step, StepState.CANCELLED, now, "the run was cancelled")
+                    step.state, step.error, step.finished_at = (
+                        StepState.CANCELLED,
+                        "the run was cancelled",
+                        now,
+                    )
+                    if step.started_at is None:
+                        step.started_at = now
                     events.append(step_event(run, step, now))
-            await self._cancel_jobs(run.tenant, jobs)
+            await self._cancel_jobs(jobs)
             run.state, run.finished_at, run.error = RunState.CANCELLED, now, "cancelled"
             return [*events, run_event(run, now)]
 
         async with self._lock(run_id):
             saved = await self._change(tenant, run_id, cancel_once)
+        lock = self._locks.get(run_id)
+        if lock is not None and not lock.locked() and run_id not in self._runs:
+            del self._locks[run_id]  # the run is over
         if saved is None:
             raise NotFound(f"no run {run_id!r}")
         return saved
@@ -639,35 +611,3 @@ class WorkflowEngine:
             raise NotFound(f"no run {run_id!r}")
         self.mark(tenant, run_id)
         return saved
-
-
-def fan_out_items(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TemplateError(f"for_each: expected a list, got {type(value).__name__}")
-    if len(value) > MAX_FAN_OUT:
-        raise TemplateError(f"for_each: {len(value)} items; the limit is {MAX_FAN_OUT}")
-    return value
-
-
-def _same(a: Run, b: Run) -> bool:
-    return (a.state, a.finished_at, a.to_doc()) == (b.state, b.finished_at, b.to_doc())
-
-
-def _finish(step: StepRun, state: StepState, now: float, error: str | None) -> bool:
-    step.state, step.error, step.finished_at = state, error, now
-    if step.started_at is None and state is not StepState.SKIPPED:
-        step.started_at = now
-    return True
-
-
-def template_context(run: Run) -> dict[str, Any]:
-    """What templates see: ``inputs``, ``steps.<id>.output|state|error`` and ``run``."""
-    return {
-        "inputs": run.inputs,
-        "steps": {
-            s.id: {"output": s.output, "state": s.state.value, "error": s.error}
-            for s in run.steps
-            if s.state.is_terminal
-        },
-        "run": {"id": run.id, "workflow": run.workflow, "version": run.version},
-    }

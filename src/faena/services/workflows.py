@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Any
 
 from faena.domain.auth import Principal, require_jobs_allowed
@@ -17,7 +18,6 @@ from faena.domain.ids import new_id
 from faena.domain.runs import Run, RunState, Schedule, StepRun, WorkflowInfo, WorkflowVersion
 from faena.domain.workflows import WorkflowDef, load_yaml, parse_workflow
 from faena.ports.workflows import (
-    CreateRunParams,
     GetVersionParams,
     ListRunsParams,
     PauseScheduleParams,
@@ -25,10 +25,21 @@ from faena.ports.workflows import (
     PutWorkflowResult,
     RunPage,
 )
-from faena.services.workflow_engine import WorkflowEngine, run_event
+from faena.services.workflow_engine import WorkflowEngine
 
 WAIT_POLL_S = 1.0
 MAX_IDEMPOTENCY_KEY = 200
+MAX_RUN_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """One run to start (:meth:`WorkflowService.start_many`); ``version`` None: the latest."""
+
+    inputs: Mapping[str, Any] | None = None
+    version: int | None = None
+    idempotency_key: str | None = None
+    trigger: str = "api"
 
 
 class WorkflowService:
@@ -125,44 +136,70 @@ class WorkflowService:
         principal: Principal | None = None,
     ) -> tuple[Run, bool]:
         """Start a run of ``name`` (its latest version unless ``version``); with an
-        idempotency key already used, return that run and False. ``advance_now`` submits the
-        first steps before returning; otherwise the engine does it right after (webhooks)."""
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise ValidationError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-        if version is None:
-            version = (await self.version(tenant, name)).version
+        idempotency key already used, return that run and False. The run is stored with the
+        jobs of its first steps in one transaction (``advance_now`` is kept for callers: it
+        no longer makes a difference, the first steps are always submitted at once)."""
+        del advance_now
+        request = RunRequest(inputs, version, idempotency_key, trigger)
+        [started] = await self.start_many(tenant, name, [request], principal=principal)
+        return started
+
+    async def start_many(
+        self,
+        tenant: str,
+        name: str,
+        requests: Sequence[RunRequest],
+        *,
+        principal: Principal | None = None,
+    ) -> list[tuple[Run, bool]]:
+        """Start runs of ``name``, all validated before any is stored, then stored together
+        with their first steps' jobs (one transaction); per request, as :meth:`start`."""
+        if not requests:
+            raise ValidationError("start at least one run")
+        if len(requests) > MAX_RUN_BATCH:
+            raise ValidationError(f"a batch starts at most {MAX_RUN_BATCH} runs")
+        latest: int | None = None
+        runs = []
+        now = self.clock.now()
+        for i, request in enumerate(requests):
+            try:
+                key = _checked_key(request.idempotency_key)
+                version = request.version
+                if version is None:
+                    if latest is None:
+                        latest = (await self.version(tenant, name)).version
+                    version = latest
+                workflow = await self._definition(tenant, name, version)
+                if principal is not None:  # checked at run time too: the key may differ
+                    require_jobs_allowed(principal, ((s.kind, s.with_) for s in workflow.steps))
+                resolved = workflow.resolve_inputs(request.inputs)
+            except ValidationError as e:
+                if len(requests) == 1:
+                    raise
+                raise ValidationError(f"run {i}: {e.message}") from None
+            runs.append(
+                Run(
+                    id=new_id(),
+                    tenant=tenant,
+                    workflow=name,
+                    version=version,
+                    state=RunState.RUNNING,
+                    inputs=resolved,
+                    steps=[StepRun(id=s.id) for s in workflow.steps],
+                    created_at=now,
+                    updated_at=now,
+                    trigger=request.trigger,
+                    idempotency_key=key,
+                )
+            )
+        return await self.engine.create_runs(runs)
+
+    async def _definition(self, tenant: str, name: str, version: int) -> WorkflowDef:
         try:
-            workflow = await self.engine.definition(tenant, name, version)
+            return await self.engine.definition(tenant, name, version)
         except NotFound:
             await self.version(tenant, name, version)  # the precise message
             raise
-        if principal is not None:  # checked at run time too: the key may differ from apply's
-            require_jobs_allowed(principal, ((s.kind, s.with_) for s in workflow.steps))
-        resolved = workflow.resolve_inputs(inputs)
-        now = self.clock.now()
-        run = Run(
-            id=new_id(),
-            tenant=tenant,
-            workflow=name,
-            version=version,
-            state=RunState.RUNNING,
-            inputs=resolved,
-            steps=[StepRun(id=s.id) for s in workflow.steps],
-            created_at=now,
-            updated_at=now,
-            trigger=trigger,
-            idempotency_key=idempotency_key,
-        )
-        created = await self.store.create_run(
-            CreateRunParams(run=run, events=[run_event(run, now)])
-        )
-        if created.created:
-            if not advance_now or self.engine.busy(created.run.id):
-                self.engine.mark(tenant, created.run.id)
-                return created.run, True
-            advanced = await self.engine.advance(tenant, created.run.id, stored=created.run)
-            return (advanced or created.run), True
-        return created.run, False
 
     async def get_run(self, tenant: str, run_id: str) -> Run:
         found = await self.store.get_run(tenant, run_id)
@@ -217,3 +254,9 @@ class WorkflowService:
         return await self.store.pause_schedule(
             PauseScheduleParams(tenant, name, paused=paused, next_fire_at=next_fire_at)
         )
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from faena.adapters.workflow_rows import patch_job_ids
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
+from faena.domain.jobs import Job
 from faena.domain.runs import (
     Delivery,
     DeliveryState,
@@ -25,9 +27,13 @@ from faena.domain.runs import (
     WorkflowInfo,
     WorkflowVersion,
     event_body,
+    wanted_events,
 )
+from faena.ports.store import SubmitParams, Submitted
 from faena.ports.workflows import (
     ActiveRunsParams,
+    AdvancedRun,
+    AdvanceRunsParams,
     AdvanceScheduleParams,
     ClaimDeliveriesParams,
     CreatedRun,
@@ -44,6 +50,7 @@ from faena.ports.workflows import (
     RecordDeliveryParams,
     RunPage,
     SaveRunParams,
+    StepJob,
 )
 
 
@@ -95,6 +102,12 @@ class MemoryWorkflows:
     job_events_in_outbox = False
 
     __wf: _State | None = None
+
+    if TYPE_CHECKING:
+
+        async def submit_many(self, params: SubmitParams) -> list[Submitted]: ...
+
+        async def get_many(self, tenant: str, job_ids: Sequence[str]) -> list[Job]: ...
 
     @property
     def _wf(self) -> _State:
@@ -218,6 +231,12 @@ class MemoryWorkflows:
         runs = (_decode(raw) for raw in found if raw is not None)
         return [run for run in runs if run.tenant == tenant]
 
+    async def get_step_jobs(self, tenant: str, job_ids: Sequence[str]) -> list[StepJob]:
+        return [
+            StepJob(j.id, j.state, j.attempts, j.result, j.error)
+            for j in await self.get_many(tenant, job_ids)
+        ]
+
     async def list_runs(self, params: ListRunsParams) -> RunPage:
         out: list[Run] = []
         for run_id in sorted(self._wf.runs, reverse=True):
@@ -263,6 +282,44 @@ class MemoryWorkflows:
     async def save_runs(self, params: Sequence[SaveRunParams]) -> list[Run | None]:
         return [await self.save_run(p) for p in params]
 
+    async def advance_runs(self, params: AdvanceRunsParams) -> list[AdvancedRun]:
+        # No await yields to another task before the last change is applied: one transaction.
+        wf, out = self._wf, []
+        for change in params.changes:
+            run = change.run
+            key = None if run.idempotency_key is None else (run.tenant, run.idempotency_key)
+            if change.create:
+                if key is not None and key in wf.run_keys:
+                    out.append(AdvancedRun(_decode(wf.runs[wf.run_keys[key]]), applied=False))
+                    continue
+                if run.id in wf.runs:
+                    raise Conflict(f"run {run.id} already exists")
+                stored = run
+            else:
+                raw = wf.runs.get(run.id)
+                if raw is None or _decode(raw).revision != run.revision:
+                    out.append(AdvancedRun(None, applied=False))
+                    continue
+                stored = replace(run, revision=run.revision + 1)
+            jobs: list[Submitted] = []
+            if change.jobs:
+                jobs = await self.submit_many(
+                    SubmitParams(specs=change.jobs, ids=change.job_ids, now=params.now)
+                )
+                earlier = {
+                    planned: s.job.id
+                    for planned, s in zip(change.job_ids, jobs, strict=True)
+                    if s.job.id != planned
+                }
+                if earlier:
+                    stored = patch_job_ids(stored, earlier)
+            if change.create and key is not None:
+                wf.run_keys[key] = run.id
+            wf.runs[run.id] = _encode(stored)
+            self._append(change.events)
+            out.append(AdvancedRun(_decode(wf.runs[run.id]), applied=True, jobs=jobs))
+        return out
+
     # -- schedules ---------------------------------------------------------------------------
 
     async def get_schedule(self, tenant: str, workflow: str) -> Schedule | None:
@@ -297,7 +354,11 @@ class MemoryWorkflows:
     # -- outbox and deliveries ---------------------------------------------------------------
 
     def _append(self, events: Sequence[OutboxEvent]) -> None:
-        for event in events:
+        """Keep the events a subscription of their tenant wants (the relay's only input)."""
+        patterns: dict[str, list[str]] = {}
+        for sub in self._wf.subscriptions.values():
+            patterns.setdefault(sub.tenant, []).extend(sub.events)
+        for event in wanted_events(events, patterns):
             self._wf.outbox.append(
                 replace(event, id=len(self._wf.outbox) + 1, data=_copy(event.data))
             )

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from faena.adapters import workflow_rows
+from faena.adapters.postgres import queries as q
+from faena.adapters.postgres.rows import (
+    row_to_job,
+    submit_columns,
+    submit_parents,
+    submit_resources,
+    submit_traceparents,
+)
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
+from faena.domain.jobs import Job, JobState
 from faena.domain.runs import (
     Delivery,
     DeliveryState,
@@ -26,9 +36,13 @@ from faena.domain.runs import (
     WorkflowInfo,
     WorkflowVersion,
     event_body,
+    wanted_events,
 )
+from faena.ports.store import Submitted
 from faena.ports.workflows import (
     ActiveRunsParams,
+    AdvancedRun,
+    AdvanceRunsParams,
     AdvanceScheduleParams,
     ClaimDeliveriesParams,
     CreatedRun,
@@ -43,8 +57,10 @@ from faena.ports.workflows import (
     PutWorkflowParams,
     PutWorkflowResult,
     RecordDeliveryParams,
+    RunChange,
     RunPage,
     SaveRunParams,
+    StepJob,
 )
 
 # Row decoders shared with the other SQL adapter (same column order).
@@ -69,12 +85,29 @@ DELIVERY_COLUMNS = """id, tenant, subscription_id, event_id, event_type, body, s
 DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
 INSERT_EVENTS = """INSERT INTO outbox (tenant, type, data, ts)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[])"""
+SUBSCRIBED = "SELECT tenant, events FROM webhook_subscriptions WHERE tenant = ANY($1::text[])"
 INSERT_RUN = """INSERT INTO workflow_runs (id, tenant, workflow, version, state, doc,
     idempotency_key, revision, created_at, updated_at, finished_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
 SAVE_RUN = """UPDATE workflow_runs SET state = $1, doc = $2, revision = revision + 1,
     updated_at = $3, finished_at = $4 WHERE id = $5 AND revision = $6"""
+INSERT_RUNS = """INSERT INTO workflow_runs (id, tenant, workflow, version, state, doc,
+    idempotency_key, revision, created_at, updated_at, finished_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                         $7::text[], $8::int[], $9::float8[], $10::float8[], $11::float8[])
+    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id"""
+SAVE_RUNS = """UPDATE workflow_runs r SET state = u.state, doc = u.doc,
+    revision = r.revision + 1, updated_at = u.updated_at, finished_at = u.finished_at
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::float8[], $6::float8[])
+        AS u(id, revision, state, doc, updated_at, finished_at)
+    WHERE r.id = u.id AND r.revision = u.revision
+    RETURNING r.id"""
+STEP_JOBS = """SELECT id, state, attempts, result, error FROM jobs
+    WHERE tenant = $1 AND id = ANY($2::text[])"""
+RUNS_BY_KEY = f"""{RUN} WHERE (tenant, idempotency_key) IN
+    (SELECT * FROM unnest($1::text[], $2::text[]))"""
 UPSERT_SCHEDULE = """INSERT INTO workflow_schedules VALUES ($1, $2, $3, $4, $5, $6, false)
     ON CONFLICT (tenant, workflow) DO UPDATE SET
         next_fire_at = CASE WHEN workflow_schedules.cron = EXCLUDED.cron
@@ -93,13 +126,21 @@ def _dumps(value: Any) -> str:
 
 
 async def _events(conn: Any, events: Sequence[OutboxEvent]) -> None:
-    if events:
+    """Write the events a subscription of their tenant wants (read in this transaction): the
+    webhook relay is the outbox's only reader."""
+    if not events:
+        return
+    patterns: dict[str, list[str]] = {}
+    for tenant, raw in await conn.fetch(SUBSCRIBED, sorted({e.tenant for e in events})):
+        patterns.setdefault(tenant, []).extend(orjson.loads(raw))
+    wanted = wanted_events(events, patterns) if patterns else []
+    if wanted:
         await conn.execute(
             INSERT_EVENTS,
-            [e.tenant for e in events],
-            [e.type for e in events],
-            [_dumps(e.data) for e in events],
-            [e.ts for e in events],
+            [e.tenant for e in wanted],
+            [e.type for e in wanted],
+            [_dumps(e.data) for e in wanted],
+            [e.ts for e in wanted],
         )
 
 
@@ -302,6 +343,13 @@ class PostgresWorkflows:
             )
         return [_run(r) for r in rows]
 
+    async def get_step_jobs(self, tenant: str, job_ids: Sequence[str]) -> list[StepJob]:
+        if not job_ids:
+            return []
+        async with self._connection("reading step jobs") as conn:
+            rows = await conn.fetch(STEP_JOBS, tenant, list(job_ids))
+        return [StepJob(r[0], JobState(r[1]), r[2], r[3], r[4]) for r in rows]
+
     async def list_runs(self, p: ListRunsParams) -> RunPage:
         states = None if p.states is None else [s.value for s in p.states]
         async with self._tenant_connection(p.tenant, "listing runs") as conn:
@@ -352,6 +400,60 @@ class PostgresWorkflows:
                 saved = run.copy()
                 saved.revision += 1
                 out.append(saved)
+        return out
+
+    async def advance_runs(self, p: AdvanceRunsParams) -> list[AdvancedRun]:
+        """Per batch: one UPDATE (the compare-and-swaps) and one INSERT of runs, one INSERT
+        of jobs and one of events, whatever the number of runs."""
+        changes = p.changes
+        if not changes:
+            return []
+        creates = [c.run for c in changes if c.create]
+        saves = [c.run for c in changes if not c.create]
+        async with self._connection("advancing runs") as conn, conn.transaction():
+            won: set[str] = set()
+            if saves:
+                won.update(r[0] for r in await conn.fetch(SAVE_RUNS, *_save_columns(saves)))
+            if creates:
+                won.update(r[0] for r in await conn.fetch(INSERT_RUNS, *_run_columns(creates)))
+            taken = [r for r in creates if r.id not in won]
+            holders: dict[tuple[str, str | None], Run] = {}
+            if taken:
+                rows = await conn.fetch(
+                    RUNS_BY_KEY, [r.tenant for r in taken], [r.idempotency_key for r in taken]
+                )
+                holders = {(h.tenant, h.idempotency_key): h for h in map(_run, rows)}
+            applied = [c for c in changes if c.run.id in won]
+            jobs = await _insert_step_jobs(conn, applied, p.now)
+            results: dict[str, AdvancedRun] = {}
+            events: list[OutboxEvent] = []
+            for change, submitted in zip(applied, jobs, strict=True):
+                run = change.run
+                earlier = {
+                    planned: s.job.id
+                    for planned, s in zip(change.job_ids, submitted, strict=True)
+                    if s.job.id != planned
+                }
+                if earlier:  # the doc written above names the planned ids: name the stored
+                    run = workflow_rows.patch_job_ids(run, earlier)
+                    await conn.execute(
+                        "UPDATE workflow_runs SET doc = $2 WHERE id = $1",
+                        run.id,
+                        _dumps(run.to_doc()),
+                    )
+                revision = run.revision if change.create else run.revision + 1
+                stored = replace(run, revision=revision)
+                results[run.id] = AdvancedRun(stored, applied=True, jobs=submitted)
+                events.extend(change.events)
+            await _events(conn, events)
+        out = []
+        for change in changes:
+            run = change.run
+            found = results.get(run.id)
+            if found is None:
+                holder = holders.get((run.tenant, run.idempotency_key)) if change.create else None
+                found = AdvancedRun(holder, applied=False)
+            out.append(found)
         return out
 
     async def save_run(self, p: SaveRunParams) -> Run | None:
@@ -562,3 +664,79 @@ class PostgresWorkflows:
                 delivery_id,
             )
         return _delivery(r)
+
+
+def _run_columns(runs: Sequence[Run]) -> tuple[list[Any], ...]:
+    """The ``unnest`` arrays of ``INSERT_RUNS``."""
+    return (
+        [r.id for r in runs],
+        [r.tenant for r in runs],
+        [r.workflow for r in runs],
+        [r.version for r in runs],
+        [r.state.value for r in runs],
+        [_dumps(r.to_doc()) for r in runs],
+        [r.idempotency_key for r in runs],
+        [r.revision for r in runs],
+        [r.created_at for r in runs],
+        [r.updated_at for r in runs],
+        [r.finished_at for r in runs],
+    )
+
+
+def _save_columns(runs: Sequence[Run]) -> tuple[list[Any], ...]:
+    """The ``unnest`` arrays of ``SAVE_RUNS``."""
+    return (
+        [r.id for r in runs],
+        [r.revision for r in runs],
+        [r.state.value for r in runs],
+        [_dumps(r.to_doc()) for r in runs],
+        [r.updated_at for r in runs],
+        [r.finished_at for r in runs],
+    )
+
+
+async def _insert_step_jobs(
+    conn: Any, changes: Sequence[RunChange], now: float
+) -> list[list[Submitted]]:
+    """Insert the step jobs of ``changes`` in one statement (the jobs INSERT of a submit),
+    each unless its idempotency key is taken; per change, its jobs as stored."""
+    planned = [
+        [Job.from_spec(job_id, spec, now) for job_id, spec in zip(c.job_ids, c.jobs, strict=True)]
+        for c in changes
+    ]
+    fresh = list({(j.tenant, j.idempotency_key or j.id): j for js in planned for j in js}.values())
+    if not fresh:
+        return [[] for _ in changes]
+    inserted = {
+        r[0]
+        for r in await conn.fetch(
+            q.INSERT_JOBS,
+            *submit_columns(fresh),
+            now,
+            submit_traceparents(fresh),
+            submit_resources(fresh),
+            submit_parents(fresh),
+        )
+    }
+    existing: dict[tuple[str, str | None], Job] = {}
+    lost = [j for js in planned for j in js if j.id not in inserted]
+    if lost:
+        rows = await conn.fetch(
+            q.JOBS_BY_IDEMPOTENCY_KEY,
+            [j.tenant for j in lost],
+            [j.idempotency_key for j in lost],
+        )
+        existing = {(j.tenant, j.idempotency_key): j for j in map(row_to_job, rows)}
+    out = []
+    for js in planned:
+        submitted = []
+        for job in js:
+            if job.id in inserted:
+                submitted.append(Submitted(job, created=True))
+                continue
+            found = existing.get((job.tenant, job.idempotency_key))
+            if found is None:  # the conflict was on the id, or the earlier job vanished
+                raise Conflict(f"job {job.id} conflicts with a job that no longer exists")
+            submitted.append(Submitted(found, created=False))
+        out.append(submitted)
+    return out

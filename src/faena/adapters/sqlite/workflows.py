@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from faena.adapters import workflow_rows
-from faena.adapters.sqlite.connection import transaction
+from faena.adapters.sqlite import queries
+from faena.adapters.sqlite.connection import transaction, translate
+from faena.adapters.sqlite.rows import dump_optional_json, job_from_row, job_row
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
+from faena.domain.jobs import Job, JobState
 from faena.domain.runs import (
     Delivery,
     DeliveryState,
@@ -23,9 +27,13 @@ from faena.domain.runs import (
     WorkflowInfo,
     WorkflowVersion,
     event_body,
+    wanted_events,
 )
+from faena.ports.store import Submitted
 from faena.ports.workflows import (
     ActiveRunsParams,
+    AdvancedRun,
+    AdvanceRunsParams,
     AdvanceScheduleParams,
     ClaimDeliveriesParams,
     CreatedRun,
@@ -40,8 +48,10 @@ from faena.ports.workflows import (
     PutWorkflowParams,
     PutWorkflowResult,
     RecordDeliveryParams,
+    RunChange,
     RunPage,
     SaveRunParams,
+    StepJob,
 )
 
 # Row decoders shared with the other SQL adapter (same column order).
@@ -67,12 +77,33 @@ _SCHEDULE = """SELECT tenant, workflow, cron, timezone, catch_up, next_fire_at, 
 _DELIVERY = """SELECT id, tenant, subscription_id, event_id, event_type, body, state, attempts,
     next_attempt_at, created_at, last_status, last_error, delivered_at FROM webhook_deliveries"""
 _INSERT_EVENT = "INSERT INTO outbox (tenant, type, data, ts) VALUES (?, ?, ?, ?)"
+_INSERT_RUN = """INSERT INTO workflow_runs (id, tenant, workflow, version, state, doc,
+    idempotency_key, revision, created_at, updated_at, finished_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_SAVE_RUN = """UPDATE workflow_runs SET state = ?, doc = ?, revision = revision + 1,
+    updated_at = ?, finished_at = ? WHERE id = ? AND revision = ?"""
+_REVISIONS = "SELECT id, revision FROM workflow_runs WHERE id IN (SELECT value FROM json_each(?))"
+_JOBS_PRESENT = "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+_STEP_JOBS = """SELECT id, state, attempts, result, error FROM jobs
+    WHERE id IN (SELECT value FROM json_each(?)) AND tenant = ?"""
+
+
+_SUBSCRIBED = """SELECT tenant, events FROM webhook_subscriptions
+    WHERE tenant IN (SELECT value FROM json_each(?))"""
 
 
 def _events(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> None:
-    if events:
+    """Write the events a subscription of their tenant wants (read in this transaction)."""
+    if not events:
+        return
+    tenants = orjson.dumps(sorted({e.tenant for e in events})).decode()
+    patterns: dict[str, list[str]] = {}
+    for tenant, raw in conn.execute(_SUBSCRIBED, (tenants,)):
+        patterns.setdefault(tenant, []).extend(orjson.loads(raw))
+    wanted = wanted_events(events, patterns) if patterns else []
+    if wanted:
         conn.executemany(
-            _INSERT_EVENT, [(e.tenant, e.type, orjson.dumps(e.data).decode(), e.ts) for e in events]
+            _INSERT_EVENT, [(e.tenant, e.type, orjson.dumps(e.data).decode(), e.ts) for e in wanted]
         )
 
 
@@ -224,12 +255,7 @@ def create_run(conn: sqlite3.Connection, p: CreateRunParams) -> CreatedRun:
             ).fetchone()
             if row:
                 return CreatedRun(_run(row), created=False)
-        conn.execute(
-            "INSERT INTO workflow_runs (id, tenant, workflow, version, state, doc, "
-            "idempotency_key, revision, created_at, updated_at, finished_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _run_values(run),
-        )
+        conn.execute(_INSERT_RUN, _run_values(run))
         _events(conn, p.events)
     return CreatedRun(run.copy(), created=True)
 
@@ -250,6 +276,14 @@ def delivery_backlog(conn: sqlite3.Connection, _: None) -> DeliveryBacklog:
 def get_runs(conn: sqlite3.Connection, key: tuple[str, list[str]]) -> list[Run]:
     sql = _RUN + " WHERE tenant = ? AND id IN (SELECT value FROM json_each(?))"
     return [_run(r) for r in conn.execute(sql, (key[0], orjson.dumps(key[1]).decode()))]
+
+
+def get_step_jobs(conn: sqlite3.Connection, key: tuple[str, list[str]]) -> list[StepJob]:
+    rows = conn.execute(_STEP_JOBS, (orjson.dumps(key[1]).decode(), key[0]))
+    return [
+        StepJob(i, JobState(s), a, None if r is None else orjson.loads(r), e)
+        for i, s, a, r, e in rows
+    ]
 
 
 def list_runs(conn: sqlite3.Connection, p: ListRunsParams) -> RunPage:
@@ -293,27 +327,132 @@ def save_runs(conn: sqlite3.Connection, params: Sequence[SaveRunParams]) -> list
         return [_save_run(conn, p) for p in params]
 
 
+def _save_values(run: Run) -> tuple[Any, ...]:
+    return (
+        run.state.value,
+        orjson.dumps(run.to_doc()).decode(),
+        run.updated_at,
+        run.finished_at,
+        run.id,
+        run.revision,
+    )
+
+
 def _save_run(conn: sqlite3.Connection, p: SaveRunParams) -> Run | None:
     """The compare-and-swap on ``revision``; None when it did not apply."""
     run = p.run
-    cur = conn.execute(
-        "UPDATE workflow_runs SET state = ?, doc = ?, revision = revision + 1, "
-        "updated_at = ?, finished_at = ? WHERE id = ? AND revision = ?",
-        (
-            run.state.value,
-            orjson.dumps(run.to_doc()).decode(),
-            run.updated_at,
-            run.finished_at,
-            run.id,
-            run.revision,
-        ),
-    )
+    cur = conn.execute(_SAVE_RUN, _save_values(run))
     if cur.rowcount == 0:
         return None
     _events(conn, p.events)
     saved = run.copy()
     saved.revision += 1
     return saved
+
+
+def advance_runs(conn: sqlite3.Connection, p: AdvanceRunsParams) -> list[AdvancedRun]:
+    """A handful of statements for the whole batch: the writer holds the database from
+    ``BEGIN IMMEDIATE``, so revisions read first stay true until the updates."""
+    changes = p.changes
+    out: list[AdvancedRun | None] = [None] * len(changes)
+    with transaction(conn):
+        applied, same_key = _applicable(conn, changes, out)
+        jobs, earlier = _insert_step_jobs(conn, [changes[i] for i in applied], p.now)
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        events: list[OutboxEvent] = []
+        for n, i in enumerate(applied):
+            change = changes[i]
+            run = change.run
+            if earlier[n]:
+                run = workflow_rows.patch_job_ids(run, earlier[n])
+            if change.create:
+                inserts.append(_run_values(run))
+                stored = replace(run)
+            else:
+                updates.append(_save_values(run))
+                stored = replace(run, revision=run.revision + 1)
+            events.extend(change.events)
+            out[i] = AdvancedRun(stored, applied=True, jobs=jobs[n])
+        if inserts:
+            conn.executemany(_INSERT_RUN, inserts)
+        if updates:
+            conn.executemany(_SAVE_RUN, updates)
+        _events(conn, events)
+    for i, first in same_key.items():
+        created = out[first]
+        out[i] = AdvancedRun(created.run if created else None, applied=False)
+    return [r if r is not None else AdvancedRun(None, applied=False) for r in out]
+
+
+def _applicable(
+    conn: sqlite3.Connection, changes: Sequence[RunChange], out: list[AdvancedRun | None]
+) -> tuple[list[int], dict[int, int]]:
+    """The indexes of the changes that apply (the others' outcomes are set in ``out``), and
+    {index: earlier index} for creates whose key an earlier create of the batch takes."""
+    saved_ids = [c.run.id for c in changes if not c.create]
+    revisions: dict[str, int] = {}
+    if saved_ids:
+        revisions = dict(conn.execute(_REVISIONS, (orjson.dumps(saved_ids).decode(),)))
+    applied: list[int] = []
+    same_key: dict[int, int] = {}
+    keys: dict[tuple[str, str], int] = {}
+    for i, change in enumerate(changes):
+        run = change.run
+        if not change.create:
+            if revisions.get(run.id) == run.revision:
+                applied.append(i)
+            else:
+                out[i] = AdvancedRun(None, applied=False)
+            continue
+        if run.idempotency_key is not None:
+            key = (run.tenant, run.idempotency_key)
+            if key in keys:
+                same_key[i] = keys[key]
+                continue
+            row = conn.execute(_RUN + " WHERE tenant = ? AND idempotency_key = ?", key).fetchone()
+            if row:
+                out[i] = AdvancedRun(_run(row), applied=False)
+                continue
+            keys[key] = i
+        applied.append(i)
+    return applied, same_key
+
+
+def _insert_step_jobs(
+    conn: sqlite3.Connection, changes: Sequence[RunChange], now: float
+) -> tuple[list[list[Submitted]], list[dict[str, str]]]:
+    """Insert the jobs of ``changes`` (one ``executemany``), each unless its idempotency key
+    is taken; per change, its jobs and {planned id: earlier job's id} for the taken keys."""
+    planned: list[tuple[int, Job]] = []
+    rows = []
+    for n, change in enumerate(changes):
+        for job_id, spec in zip(change.job_ids, change.jobs, strict=True):
+            job = Job.from_spec(job_id, spec, now)
+            planned.append((n, job))
+            rows.append(job_row(job, dump_optional_json(spec.payload, "payload")))
+    jobs: list[list[Submitted]] = [[] for _ in changes]
+    earlier: list[dict[str, str]] = [{} for _ in changes]
+    if not rows:
+        return jobs, earlier
+    inserted = conn.executemany(queries.INSERT_JOB_UNLESS_KNOWN, rows).rowcount
+    present: set[str] | None = None
+    if inserted != len(rows):
+        ids = [job.id for _, job in planned]
+        present = {r[0] for r in conn.execute(_JOBS_PRESENT, (orjson.dumps(ids).decode(),))}
+    for n, job in planned:
+        if present is None or job.id in present:
+            jobs[n].append(Submitted(job, created=True))
+            continue
+        row = conn.execute(
+            queries.SELECT_JOB_BY_IDEMPOTENCY_KEY, (job.tenant, job.idempotency_key)
+        ).fetchone()
+        if row is None:  # the conflict was on the id, not on the key
+            raise Conflict(f"job id {job.id} already exists")
+        found = job_from_row(row)
+        jobs[n].append(Submitted(found, created=False))
+        earlier[n][job.id] = found.id
+    return jobs, earlier
 
 
 def get_schedule(conn: sqlite3.Connection, key: tuple[str, str]) -> Schedule | None:
@@ -505,7 +644,7 @@ class SqliteWorkflows:
         return await self._read(get_workflow, (tenant, name))
 
     async def get_workflow_version(self, params: GetVersionParams) -> WorkflowVersion | None:
-        return await self._read(get_version, params)
+        return await self._read_inline(get_version, params)
 
     async def list_workflows(self, tenant: str) -> list[WorkflowInfo]:
         return await self._read(list_workflows, tenant)
@@ -523,12 +662,30 @@ class SqliteWorkflows:
         return await self._write(create_run, params)
 
     async def get_run(self, tenant: str, run_id: str) -> Run | None:
-        return await self._read(get_run, (tenant, run_id))
+        return await self._read_inline(get_run, (tenant, run_id))
 
     async def get_runs(self, tenant: str, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
         return await self._read(get_runs, (tenant, list(run_ids)))
+
+    async def get_step_jobs(self, tenant: str, job_ids: Sequence[str]) -> list[StepJob]:
+        if not job_ids:
+            return []
+        return await self._read_inline(get_step_jobs, (tenant, list(job_ids)))
+
+    async def _read_inline(self, op: Callable[[sqlite3.Connection, A], T], arg: A) -> T:
+        """A small indexed read on the event loop's own connection (in WAL mode a read never
+        waits for the writer, and costs less than the hop to the reader thread)."""
+        conn = getattr(self, "_inline_conn", None)
+        if conn is not None:
+            try:
+                return op(conn, arg)
+            except sqlite3.OperationalError:  # busy (WAL recovery): wait on the reader thread
+                pass
+            except sqlite3.Error as e:
+                raise translate(e) from e
+        return await self._read(op, arg)
 
     async def list_runs(self, params: ListRunsParams) -> RunPage:
         return await self._read(list_runs, params)
@@ -543,6 +700,11 @@ class SqliteWorkflows:
         if not params:
             return []
         return await self._write(save_runs, params)
+
+    async def advance_runs(self, params: AdvanceRunsParams) -> list[AdvancedRun]:
+        if not params.changes:
+            return []
+        return await self._write(advance_runs, params)
 
     async def get_schedule(self, tenant: str, workflow: str) -> Schedule | None:
         return await self._read(get_schedule, (tenant, workflow))

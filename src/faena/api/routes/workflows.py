@@ -36,7 +36,7 @@ from faena.domain.workflows import load_yaml
 from faena.ports.store import ListParams
 from faena.ports.workflows import ListRunsParams
 from faena.services.orchestrator import Orchestrator
-from faena.services.workflows import WorkflowService
+from faena.services.workflows import RunRequest, WorkflowService
 
 SCOPE_WORKFLOWS_WRITE = "workflows:write"
 SCOPE_WORKFLOWS_READ = "workflows:read"
@@ -60,6 +60,7 @@ class RunIn(pydantic.BaseModel):
 
 
 RUN_IN = pydantic.TypeAdapter(RunIn)
+RUN_LIST_IN = pydantic.TypeAdapter(list[RunIn])
 
 
 def parse_run_states(raw: str | None) -> frozenset[RunState] | None:
@@ -211,6 +212,31 @@ def workflows_router(
             run_to_json(run),
             status_code=201 if created else 200,
             headers={"Location": f"/v1/runs/{run.id}"},
+        )
+
+    @router.post(
+        "/v1/workflows/{name}/runs/batch",
+        status_code=201,
+        summary="Start many runs at once (one transaction)",
+    )
+    async def start_runs(name: str, request: Request, principal: Writer) -> Response:
+        """A list of run requests (as for one run), or ``{"runs": [...]}``: every one is
+        validated before any starts (a bad one names its index: ``run 3: ...``); the answer
+        lists the runs in order, each with ``created`` (false: its idempotency key was used
+        before, and that run is returned)."""
+        data = await read_json(request)
+        if isinstance(data, dict) and set(data) == {"runs"}:
+            data = data["runs"]
+        runs_in = validate(RUN_LIST_IN, data)
+        started = await service.start_many(
+            principal.tenant,
+            name,
+            [RunRequest(r.inputs, r.version, r.idempotency_key) for r in runs_in],
+            principal=principal,
+        )
+        return JsonResponse(
+            [{**run_to_json(run), "created": created} for run, created in started],
+            status_code=201,
         )
 
     @router.post("/v1/workflows/{name}/pause", summary="Pause the workflow's schedule")
