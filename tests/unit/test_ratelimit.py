@@ -134,6 +134,8 @@ def test_requests_are_classified_health_bulk_or_default() -> None:
     assert RateLimits.classify("POST", "/v1/jobs/batch") is RequestClass.BULK
     assert RateLimits.classify("GET", "/v1/jobs/batch") is RequestClass.DEFAULT
     assert RateLimits.classify("POST", "/v1/jobs") is RequestClass.DEFAULT
+    assert RateLimits.classify("POST", "/v1/workflows/intake/runs/batch") is RequestClass.BULK
+    assert RateLimits.classify("POST", "/v1/workflows/intake/runs") is RequestClass.DEFAULT
 
 
 async def test_a_key_is_refused_past_its_limit_with_a_retry_after() -> None:

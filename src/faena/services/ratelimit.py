@@ -4,7 +4,8 @@ Three classes of request (issue 6):
 
 - **health** (``/healthz``, ``/readyz``, ``/metrics``): one bucket per client address, 1,000 a
   minute by default, so probes and scrapers never compete with API calls;
-- **bulk** (``POST /v1/jobs/batch``): one bucket per API key, 10 a minute;
+- **bulk** (``POST /v1/jobs/batch``, ``POST /v1/workflows/{name}/runs/batch``): one bucket per
+  API key, 10 a minute;
 - **everything else**: a bucket per API key *and* one per client address, 100 a minute each;
   both must allow.
 
@@ -34,6 +35,7 @@ from faena.ports.ratelimit import LocalRateLimiter, RateLimiter
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 BULK_ROUTES = frozenset({("POST", "/v1/jobs/batch")})
+BULK_RUNS = ("/v1/workflows/", "/runs/batch")  # POST /v1/workflows/{name}/runs/batch
 # /v1 routes that take no API key (a webhook's token is in its path).
 UNAUTHENTICATED_PREFIXES = ("/v1/hooks/",)
 BULK_SHARE = 10  # a key's bulk limit is its own limit divided by this
@@ -45,6 +47,13 @@ class RequestClass(StrEnum):
     HEALTH = "health"
     BULK = "bulk"
     DEFAULT = "default"
+
+
+def is_bulk(method: str, path: str) -> bool:
+    if (method, path) in BULK_ROUTES:
+        return True
+    prefix, suffix = BULK_RUNS
+    return method == "POST" and path.startswith(prefix) and path.endswith(suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +147,7 @@ class RateLimits:
     def classify(method: str, path: str) -> RequestClass:
         if path in HEALTH_PATHS:
             return RequestClass.HEALTH
-        if (method, path) in BULK_ROUTES:
+        if is_bulk(method, path):
             return RequestClass.BULK
         return RequestClass.DEFAULT
 
@@ -170,7 +179,7 @@ class RateLimits:
         """After a key was accepted: its own bucket (bulk or not) and its client address's."""
         s = self.settings
         limit = principal.rate_limit or s.per_minute
-        if (method, path) in BULK_ROUTES:
+        if is_bulk(method, path):
             if principal.rate_limit_bulk:
                 bulk = principal.rate_limit_bulk
             elif principal.rate_limit:
