@@ -1,6 +1,6 @@
 """The composition root's AI part (issue 8, H5): the embedder, the semantic cache (handed to
-the LLM service), ``/v1/ask`` and the ``agent`` kind. Called from
-:func:`faena.bootstrap.build_kind_handlers`, after the LLM layer.
+the LLM service), ``/v1/ask``, the ``agent`` kind and, with ``faena[agno]``, the ``agno`` kind.
+Called from :func:`faena.bootstrap.build_kind_handlers`, after the LLM layer.
 
 Embeddings need the ``ai`` extra (NumPy, tokenizers, safetensors) and the model weights;
 without them the cache matches exactly only, ``/v1/ask`` is absent, and nothing of them is
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from faena.config import Settings
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from faena.ports.executor import KindHandler
 
 AI_MODULES = ("numpy", "tokenizers", "safetensors")
+AGNO_MODULES = ("agno", "openai", "anthropic")  # the agno extra
 
 
 def embeddings_available(settings: Settings) -> bool:
@@ -80,7 +82,32 @@ def ai_kinds(settings: Settings, runtime: Runtime) -> dict[str, KindHandler]:
         return describe_kind(runtime.executor, kind)
 
     runner = AgentRunner(runtime.orchestrator, lambda: runtime.llm, connector, describe)
-    return dict(agent_kinds(runner))
+    kinds: dict[str, KindHandler] = dict(agent_kinds(runner))
+    kinds.update(agno_kinds(runtime, describe))
+    return kinds
+
+
+def agno_kinds(
+    runtime: Runtime, describe: Callable[[str], tuple[str, dict[str, Any]] | None]
+) -> dict[str, KindHandler]:
+    """The ``agno`` kind when the agno extra is installed (found without importing it: Agno
+    loads on the first run); otherwise none, and a submit of ``agno`` is refused with the
+    install hint."""
+    from faena.domain.agno import INSTALL_HINT, KIND
+
+    if any(importlib.util.find_spec(m) is None for m in AGNO_MODULES):
+        runtime.orchestrator.catalog.explain_missing(KIND, INSTALL_HINT)
+        return {}
+    from faena.services.agno_kind import AgnoKind
+
+    store: Any = runtime.store  # every adapter is an LlmStore and a RunStore
+
+    async def workflow_of(tenant: str, run_id: str) -> str | None:
+        run = await store.get_run(tenant, run_id)
+        return None if run is None else str(run.workflow)
+
+    secrets = lambda: runtime.secrets  # noqa: E731 - built after the kinds, looked up per run
+    return {KIND: AgnoKind(runtime.orchestrator, store, secrets, describe, workflow_of=workflow_of)}
 
 
 def describe_kind(executor: Any, kind: str) -> tuple[str, dict[str, Any]] | None:

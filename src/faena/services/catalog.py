@@ -26,6 +26,7 @@ class KindCatalog:
         self._sources: list[Callable[[], Iterable[str]]] = []
         self._defaults: list[Callable[[str], KindDefaults | None]] = []
         self._validate = validate_payload
+        self._missing: dict[str, str] = {}
         self.strict = strict
 
     def add_source(
@@ -36,6 +37,10 @@ class KindCatalog:
         self._sources.append(kinds)
         if defaults is not None:
             self._defaults.append(defaults)
+
+    def explain_missing(self, kind: str, reason: str) -> None:
+        """Say why ``kind`` is not served here (an extra not installed), for the refusal."""
+        self._missing[kind] = reason
 
     def kinds(self) -> frozenset[str]:
         out: set[str] = set()
@@ -55,6 +60,8 @@ class KindCatalog:
         :meth:`kinds` taken once for a whole batch (it is a union over every source)."""
         if known is None:
             known = self.kinds()
+        if kind not in known and kind in self._missing:
+            raise ValidationError(f"kind {kind!r} is not available here: {self._missing[kind]}")
         if kind not in known and self.strict:
             listed = ", ".join(sorted(known)) or "none: start a worker"
             raise ValidationError(f"unknown kind {kind!r}; kinds served here: {listed}")

@@ -107,7 +107,7 @@ async def read_definition(request: Request) -> Any:
     return document
 
 
-SPAWNING_KINDS = frozenset({"agent"})  # kinds whose jobs submit child jobs (tool calls)
+SPAWNING_KINDS = frozenset({"agent", "agno"})  # kinds whose jobs submit child jobs (tool calls)
 MAX_CHILDREN = 200  # child jobs shown per step job in a run
 
 
