@@ -92,7 +92,7 @@ async def _runs(runtime: Runtime) -> dict[str, Run]:
 
 
 async def test_the_llm_picks_the_workflow_when_no_rule_matches(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str, fake: FakeProvider
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str, fake: FakeProvider
 ) -> None:
     runtime = await make_runtime(database_url)
     await _setup(
@@ -153,7 +153,7 @@ async def test_a_refusal_falls_back_to_the_default_workflow(
 
 
 async def test_a_message_read_again_after_a_crash_gets_the_recorded_answer(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str, fake: FakeProvider
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str, fake: FakeProvider
 ) -> None:
     """Classified, then the server died before the run started: reading the message again
     replays the recorded LLM answer (same label, not paid twice)."""

@@ -55,7 +55,7 @@ async def _finished(runtime: Runtime, count: int) -> list[Run]:
 
 
 async def test_a_message_starts_one_run_with_the_message_and_is_flagged(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str
 ) -> None:
     runtime = await make_runtime(database_url)
     await _setup(runtime, dovecot, user)
@@ -115,7 +115,7 @@ async def test_html_is_read_as_text_and_attachments_become_artefacts(
 
 
 async def test_a_malformed_message_is_parked_with_its_reason_and_the_watch_goes_on(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str
 ) -> None:
     runtime = await make_runtime(database_url)
     await _setup(runtime, dovecot, user)
@@ -178,7 +178,7 @@ async def test_rules_pick_the_workflow_and_unmatched_messages_are_skipped(
 
 
 async def test_a_restart_handles_only_new_messages(
-    make_runtime: RuntimeFactory, shared_url: str, dovecot: Dovecot, user: str
+    shared_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str
 ) -> None:
     first = await make_runtime(shared_url)
     await _setup(first, dovecot, user)
@@ -197,7 +197,7 @@ async def test_a_restart_handles_only_new_messages(
 
 
 async def test_a_message_seen_again_after_a_crash_starts_no_second_run(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str
 ) -> None:
     """A crash after the run started but before the message was flagged: the next pass reads
     the message again, and the run key and the message record make it a no-op."""
@@ -220,7 +220,7 @@ async def test_a_message_seen_again_after_a_crash_starts_no_second_run(
 
 
 async def test_a_message_read_again_after_a_crash_keeps_the_artefacts_of_its_first_reading(
-    make_runtime: RuntimeFactory, database_url: str, dovecot: Dovecot, user: str, tmp_path: Path
+    database_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str, tmp_path: Path
 ) -> None:
     """A crash after the attachments were stored but before the run started: the message is
     read again, and its attachments are not stored a second time (no orphan artefacts, no
@@ -277,7 +277,7 @@ def _files(root: Path) -> list[Path]:
 
 
 async def test_two_servers_racing_handle_each_message_once(
-    make_runtime: RuntimeFactory, shared_url: str, dovecot: Dovecot, user: str
+    shared_url: str, make_runtime: RuntimeFactory, dovecot: Dovecot, user: str
 ) -> None:
     one = await make_runtime(shared_url)
     two = await make_runtime(shared_url)

@@ -84,7 +84,7 @@ def _smtp_settings(smtp: SmtpServer) -> dict[str, Any]:
 
 
 async def test_email_send_is_not_sent_again_after_its_worker_died(
-    make_runtime: RuntimeFactory, database_url: str, smtp: SmtpServer
+    database_url: str, make_runtime: RuntimeFactory, smtp: SmtpServer
 ) -> None:
     runtime = await make_runtime(database_url, **_smtp_settings(smtp))
     payload = {"to": ["finance@acme.example"], "subject": "Invoice 42", "text": "Total 1250"}
@@ -172,7 +172,7 @@ async def test_a_failed_delivery_is_not_recorded_and_the_retry_delivers(
 
 
 async def test_a_webhook_without_a_secret_is_signed_with_the_tenant_default(
-    make_runtime: RuntimeFactory, database_url: str, receiver: HttpReceiver
+    database_url: str, make_runtime: RuntimeFactory, receiver: HttpReceiver
 ) -> None:
     runtime = await make_runtime(database_url)
 

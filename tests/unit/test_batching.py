@@ -65,3 +65,31 @@ async def test_a_failed_flush_is_retried_and_nothing_is_lost() -> None:
     c.add_many([1, 2, 3])
     await c.drain()
     assert written == [1, 2, 3]
+
+
+async def test_close_gives_up_on_a_store_that_never_answers() -> None:
+    """A shutdown while the store is away ends after the close timeout instead of hanging;
+    a drain waiting meanwhile is told, not left pending."""
+    tries = 0
+
+    async def flush(items: Sequence[int]) -> None:
+        nonlocal tries
+        tries += 1
+        raise ConnectionError("the database is away")
+
+    c: GroupCommitter[int] = GroupCommitter(flush, retry_delay_s=0.01, max_retry_delay_s=0.02)
+    c.add(1)
+    waiting = asyncio.create_task(c.drain())
+    async with asyncio.timeout(5):
+        await c.close(timeout_s=0.2)
+    assert tries > 1 and c.backlog == 1  # retried, then left for the next start
+    try:
+        await waiting
+    except ConnectionError as e:
+        assert "did not answer" in str(e)
+    else:
+        raise AssertionError("the waiting drain was not told")
+    before = tries
+    c.add(2)  # closed: no flush runs any more
+    await asyncio.sleep(0.05)
+    assert tries == before

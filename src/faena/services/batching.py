@@ -8,6 +8,7 @@ hundreds per statement (highest throughput).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -17,6 +18,8 @@ from faena.services.breaker import log_store_error
 
 T = TypeVar("T")
 log = structlog.get_logger("faena.batching")
+
+CLOSE_TIMEOUT_S = 10.0  # how long close() keeps retrying a store that does not answer
 
 
 class GroupCommitter(Generic[T]):
@@ -101,6 +104,26 @@ class GroupCommitter(Generic[T]):
         waiters, self._waiters = self._waiters, []
         return waiters
 
-    async def close(self) -> None:
-        await self.drain()
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Write what is queued and stop. While the store stays away, give up after
+        ``timeout_s`` so a shutdown cannot hang: what was not written is logged, and is never
+        lost for good (a job whose completion was not written runs again after its lease)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.drain()
+        if self._pending:
+            log.error(
+                "store unavailable at shutdown; unwritten items dropped",
+                batch=self._name,
+                items=len(self._pending),
+                waited_s=timeout_s,
+            )
         self._closed = True
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for w in self._take_waiters():
+            if not w.done():
+                w.set_exception(ConnectionError(f"{self._name}: the store did not answer"))
