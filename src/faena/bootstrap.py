@@ -114,7 +114,10 @@ def import_task_modules(modules: tuple[str, ...]) -> None:
             raise ValidationError(f"cannot import {name!r}: {type(e).__name__}: {e}") from None
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, cache: bool = True) -> None:
+    """Structured log lines on stderr. ``cache``: bind each logger once, on first use (the
+    servers' hot path); the short commands pass False, so that running one inside another
+    process (a test) leaves that process's loggers free to be configured again."""
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     as_json = settings.log_format == "json" or (
         settings.log_format == "auto" and not sys.stderr.isatty()
@@ -134,7 +137,7 @@ def configure_logging(settings: Settings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
 
 

@@ -30,7 +30,8 @@ def _settings(database_url: str | None) -> Any:
     except FaenaError as e:
         click.echo(f"faena: {e.message}", err=True)
         sys.exit(2)
-    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
+    # the store's log lines go to stderr: stdout is the report
+    configure_logging(settings, cache=False)
     return settings
 
 

@@ -129,7 +129,8 @@ def rotate_key(
         except OSError as e:
             raise ValidationError(f"cannot read {new_key_file}: {e}") from None
     settings = Settings.from_env(database_url=database_url)
-    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
+    # the store's log lines go to stderr: stdout is the report
+    configure_logging(settings, cache=False)
     report: Any = _run(rotate_secret_key(settings, new_key=new_key, batch=batch))
     out = {"resealed": report.resealed, "skipped": report.skipped, "key_id": report.key_id}
     if cli.json:

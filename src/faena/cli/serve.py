@@ -162,7 +162,8 @@ def migrate(database_url: str | None) -> None:
     from faena.bootstrap import configure_logging
 
     settings = _settings(database_url=database_url)
-    configure_logging(settings)  # the store's log lines go to stderr: stdout is the report
+    # the store's log lines go to stderr: stdout is the report
+    configure_logging(settings, cache=False)
 
     async def go() -> None:
         from faena.bootstrap import open_store
