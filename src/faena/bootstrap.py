@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -637,6 +638,22 @@ class _Server:
         return bool(self.server.started)
 
 
+def tune_gc(threshold: int) -> None:
+    """Keep the cyclic garbage collector off the request path of a long-running process.
+
+    With Python's defaults (700 allocations) a busy server collects its young generation
+    thousands of times a second and, every so often, the whole heap: FastAPI, pydantic, gRPC
+    and SQLAlchemy-sized module graphs take ~100 ms to walk, a stall every client in flight
+    waits for (the p99 of ``bench.api_load``). What is alive once the process has started
+    is moved out of the collector's sight (``gc.freeze``) and young collections wait for
+    ``threshold`` allocations; reference counting still frees almost everything at once."""
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 20, 100)
+
+
 async def serve(settings: Settings, announce: Callable[[Runtime], None]) -> None:
     """Run a faena process until SIGINT/SIGTERM, then drain and stop in order."""
     runtime = build_runtime(settings)
@@ -645,6 +662,7 @@ async def serve(settings: Settings, announce: Callable[[Runtime], None]) -> None
     except FaenaError:
         await _quietly(runtime.store.close())
         raise
+    tune_gc(settings.gc_threshold)
     try:
         sock = bind_socket(settings.host, settings.port)
         if runtime.workers_plane is not None:  # the worker protocol, beside the HTTP API

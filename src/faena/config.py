@@ -30,6 +30,7 @@ class Settings:
     bootstrap_key: str | None = None
     lease_s: float = 30.0
     shutdown_grace_s: float = 30.0
+    gc_threshold: int = 100_000  # allocations between young collections; 0: Python's own
     max_body_bytes: int = 10 * 1024 * 1024
     sqlite_synchronous: str = "NORMAL"
     db_pool_min: int = 2
@@ -131,11 +132,16 @@ class Settings:
         settings.check()
         return settings
 
+    def _check_gc(self) -> None:
+        if not 0 <= self.gc_threshold <= 10_000_000:
+            raise ValidationError("gc_threshold must be between 0 (Python's default) and 10000000")
+
     def check(self) -> None:
         if not 0 <= self.port < 65536 or not 0 <= self.grpc_port < 65536:
             raise ValidationError("ports must be between 0 (any free port) and 65535")
         if not 0 <= self.workers <= 100_000:
             raise ValidationError("workers must be between 0 and 100000")
+        self._check_gc()
         if not 1 <= self.lease_s <= 3600:
             raise ValidationError("lease_s must be between 1 and 3600 seconds")
         if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:

@@ -184,9 +184,12 @@ def worker(**kw: Any) -> None:
     agent = Agent(config, executor, probe=LoadProbe(kw["report_cpu"]), observer=telemetry)
 
     async def main() -> None:
+        from faena.bootstrap import tune_gc
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: loop.create_task(agent.drain()))
+        tune_gc(Settings.from_env().gc_threshold)
         try:
             await agent.run()
         finally:
