@@ -98,17 +98,17 @@ def parse_agent_payload(payload: Any) -> AgentSpec:
         raise ValidationError("agent prompt must be a non-empty string")
     spec = AgentSpec(
         prompt=prompt,
-        system=_opt_str(payload, "system"),
-        model=_opt_str(payload, "model"),
-        policy=_opt_str(payload, "policy"),
-        temperature=_opt_number(payload, "temperature", 0, 2),
-        tools=tuple(_kind_tool(t, i) for i, t in enumerate(_list(payload, "tools"))),
+        system=opt_str(payload, "system"),
+        model=opt_str(payload, "model"),
+        policy=opt_str(payload, "policy"),
+        temperature=opt_number(payload, "temperature", 0, 2),
+        tools=tuple(kind_tool(t, i) for i, t in enumerate(_list(payload, "tools"))),
         mcp=tuple(_mcp_server(s, i) for i, s in enumerate(_list(payload, "mcp"))),
-        max_steps=int(_opt_number(payload, "max_steps", 1, MAX_STEPS, integer=True) or 10),
-        max_cost=_opt_number(payload, "max_cost", 0, 1e6),
-        time_limit_s=_opt_number(payload, "time_limit_s", 0.1, MAX_TIME_LIMIT_S) or 300.0,
-        tool_timeout_s=_opt_number(payload, "tool_timeout_s", 0.1, MAX_TIME_LIMIT_S) or 120.0,
-        tool_queue=_opt_str(payload, "tool_queue"),
+        max_steps=int(opt_number(payload, "max_steps", 1, MAX_STEPS, integer=True) or 10),
+        max_cost=opt_number(payload, "max_cost", 0, 1e6),
+        time_limit_s=opt_number(payload, "time_limit_s", 0.1, MAX_TIME_LIMIT_S) or 300.0,
+        tool_timeout_s=opt_number(payload, "tool_timeout_s", 0.1, MAX_TIME_LIMIT_S) or 120.0,
+        tool_queue=opt_str(payload, "tool_queue"),
     )
     if len(spec.tools) > MAX_TOOLS:
         raise ValidationError(f"an agent has at most {MAX_TOOLS} tools")
@@ -128,45 +128,57 @@ def _list(payload: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _opt_str(payload: dict[str, Any], key: str) -> str | None:
+def opt_str(payload: dict[str, Any], key: str, *, what: str = KIND) -> str | None:
+    """``payload[key]`` of a ``what`` payload: absent, or a non-empty string."""
     value = payload.get(key)
     if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError(f"agent {key} must be a non-empty string")
+        raise ValidationError(f"{what} {key} must be a non-empty string")
     return value
 
 
-def _opt_number(
-    payload: dict[str, Any], key: str, low: float, high: float, *, integer: bool = False
+def opt_number(
+    payload: dict[str, Any],
+    key: str,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
+    what: str = KIND,
 ) -> float | None:
+    """``payload[key]`` of a ``what`` payload: absent, or a number in ``[low, high]``."""
     value = payload.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise ValidationError(f"agent {key} must be {'an integer' if integer else 'a number'}")
+        raise ValidationError(f"{what} {key} must be {'an integer' if integer else 'a number'}")
     if not low <= value <= high:
-        raise ValidationError(f"agent {key} must be between {low:g} and {high:g}")
+        raise ValidationError(f"{what} {key} must be between {low:g} and {high:g}")
     return float(value)
 
 
-def _kind_tool(raw: Any, i: int) -> KindTool:
+def kind_tool(
+    raw: Any, i: int, *, what: str = KIND, forbidden: frozenset[str] = FORBIDDEN_TOOLS
+) -> KindTool:
+    """``tools[i]`` of a ``what`` payload (the ``agent`` kind's, or another tool-calling
+    kind's): a kind name or ``{kind, description, parameters}``, not one of ``forbidden``."""
     if isinstance(raw, str):
         raw = {"kind": raw}
     if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str) or not raw["kind"]:
-        raise ValidationError(f"agent tools[{i}] must be a kind name or {{kind, ...}}")
+        raise ValidationError(f"{what} tools[{i}] must be a kind name or {{kind, ...}}")
     unknown = sorted(set(raw) - {"kind", "description", "parameters"})
     if unknown:
-        raise ValidationError(f"agent tools[{i}]: unknown field {unknown[0]!r}")
+        raise ValidationError(f"{what} tools[{i}]: unknown field {unknown[0]!r}")
     kind = raw["kind"]
-    if kind in FORBIDDEN_TOOLS:
-        raise ValidationError(f"agent tools[{i}]: {kind!r} cannot be an agent tool")
+    if kind in forbidden:
+        raise ValidationError(f"{what} tools[{i}]: {kind!r} cannot be an {what} tool")
     parameters = raw.get("parameters")
     if parameters is not None and (
         not isinstance(parameters, dict) or parameters.get("type", "object") != "object"
     ):
-        raise ValidationError(f"agent tools[{i}].parameters must be a JSON Schema object")
+        raise ValidationError(f"{what} tools[{i}].parameters must be a JSON Schema object")
     description = raw.get("description", "")
     if not isinstance(description, str):
-        raise ValidationError(f"agent tools[{i}].description must be a string")
+        raise ValidationError(f"{what} tools[{i}].description must be a string")
     return KindTool(kind, description, parameters)
 
 

@@ -16,6 +16,9 @@ from faena.domain.agents import (
     MAX_TIME_LIMIT_S,
     MAX_TOOLS,
     KindTool,
+    kind_tool,
+    opt_number,
+    opt_str,
     tool_name,
 )
 from faena.domain.agents import KIND as AGENT_KIND
@@ -106,42 +109,14 @@ def parse_agno_payload(payload: Any) -> AgnoSpec:
 
 
 def _tool(raw: Any, i: int) -> KindTool:
-    if isinstance(raw, str):
-        raw = {"kind": raw}
-    if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str) or not raw["kind"]:
-        raise ValidationError(f"agno tools[{i}] must be a kind name or {{kind, description}}")
-    unknown = sorted(set(raw) - {"kind", "description", "parameters"})
-    if unknown:
-        raise ValidationError(f"agno tools[{i}]: unknown field {unknown[0]!r}")
-    kind = raw["kind"]
-    if kind in FORBIDDEN_TOOLS or kind in {KIND, AGENT_KIND}:
-        raise ValidationError(f"agno tools[{i}]: {kind!r} cannot be an agno tool")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise ValidationError(f"agno tools[{i}].description must be a string")
-    parameters = raw.get("parameters")
-    if parameters is not None and (
-        not isinstance(parameters, dict) or parameters.get("type", "object") != "object"
-    ):
-        raise ValidationError(f"agno tools[{i}].parameters must be a JSON Schema object")
-    return KindTool(kind, description, parameters)
+    return kind_tool(raw, i, what=KIND, forbidden=FORBIDDEN_TOOLS | {KIND, AGENT_KIND})
 
 
 def _name(payload: dict[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError(f"agno {key} must be a non-empty string")
-    return value
+    return opt_str(payload, key, what=KIND)
 
 
 def _number(
     payload: dict[str, Any], key: str, low: float, high: float, *, integer: bool = False
 ) -> float | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise ValidationError(f"agno {key} must be {'an integer' if integer else 'a number'}")
-    if not low <= value <= high:
-        raise ValidationError(f"agno {key} must be between {low:g} and {high:g}")
-    return float(value)
+    return opt_number(payload, key, low, high, integer=integer, what=KIND)

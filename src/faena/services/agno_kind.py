@@ -42,6 +42,7 @@ from faena.domain.logs import LogStream
 from faena.ports.clock import Clock, SystemClock
 from faena.ports.executor import ExecutionSink
 from faena.ports.llm import BudgetScopes, LlmStore, ReserveParams, SecretResolver, SettleParams
+from faena.services.agents import AgentOutcome
 from faena.services.llm_kind import _TokenBuffer
 from faena.services.llm_routing import qualify
 from faena.services.orchestrator import JobRequest, Orchestrator
@@ -53,14 +54,6 @@ MAX_TOOL_RESULT = 16_000  # characters of a tool's result shown to the model
 RETRYABLE_ERRORS = frozenset({"model_provider_error", "model_rate_limit_error"})
 KindDescriber = Callable[[str], "tuple[str, dict[str, Any]] | None"]
 WorkflowOf = Callable[[str, str], Awaitable[str | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class AgnoOutcome:
-    succeeded: bool
-    result: Any = None
-    error: str | None = None
-    retryable: bool = False
 
 
 @dataclass(slots=True)
@@ -186,22 +179,22 @@ class AgnoKind:
     async def aclose(self) -> None:
         return None
 
-    async def run(self, job: Job, sink: ExecutionSink) -> AgnoOutcome:
+    async def run(self, job: Job, sink: ExecutionSink) -> AgentOutcome:
         spec = parse_agno_payload(job.payload)
         try:
             from faena.adapters.agno_agent import run_agent
         except ImportError as e:  # the extra was removed after the server started
-            return AgnoOutcome(False, error=f"{INSTALL_HINT} ({e})")
+            return AgentOutcome(False, error=f"{INSTALL_HINT} ({e})")
         try:
             config, model, endpoint = await self._endpoint(job.tenant, spec.model)
             scopes = BudgetScopes(job.tenant, await self._workflow(job))
             refused = await self.budget_refusal(scopes)
             if refused is not None:
-                return AgnoOutcome(False, error=refused)
+                return AgentOutcome(False, error=refused)
             earlier = await self.store.list_llm_calls(job.tenant, job.id)
             first = max((c.call_index for c in earlier), default=-1) + 1
         except FaenaError as e:
-            return AgnoOutcome(False, error=e.message)
+            return AgentOutcome(False, error=e.message)
         buffer = _TokenBuffer(sink) if spec.stream else None
         run = _Run(self, job, spec, sink, config, model, scopes, first, buffer)
         try:
@@ -219,7 +212,7 @@ class AgnoKind:
         except TimeoutError:
             return self._stopped(run, f"timeout_s ({spec.timeout_s:g} s) reached")
         except FaenaError as e:
-            return AgnoOutcome(False, result=run.result(None), error=e.message)
+            return AgentOutcome(False, result=run.result(None), error=e.message)
         finally:
             if buffer is not None:
                 buffer.flush()
@@ -228,7 +221,7 @@ class AgnoKind:
         if report.error is not None:
             kind = report.error_type or "error"
             sink.log(LogStream.SYSTEM, f"agno run failed ({kind}): {report.error}\n")
-            return AgnoOutcome(
+            return AgentOutcome(
                 False,
                 result=run.result(None),
                 error=f"agno run failed ({kind}) calling {config.name}/{model}: {report.error}",
@@ -236,28 +229,28 @@ class AgnoKind:
             )
         return self._answer(run, report.content)
 
-    def _answer(self, run: _Run, content: Any) -> AgnoOutcome:
+    def _answer(self, run: _Run, content: Any) -> AgentOutcome:
         schema = run.spec.response_schema
         text = content if isinstance(content, str) or content is None else _text(content)
         if schema is None:
             run.sink.log(LogStream.SYSTEM, f"agno answered after {run.steps} model calls\n")
-            return AgnoOutcome(True, result=run.result(text))
+            return AgentOutcome(True, result=run.result(text))
         try:
             value = extract_json(content) if isinstance(content, str) else content
         except ValueError:
-            return AgnoOutcome(False, result=run.result(text), error="the agno answer is not JSON")
+            return AgentOutcome(False, result=run.result(text), error="the agno answer is not JSON")
         errors = schema_errors(schema, value)
         if errors:
-            return AgnoOutcome(
+            return AgentOutcome(
                 False,
                 result=run.result(text),
                 error="the agno answer does not match response_schema: " + "; ".join(errors),
             )
-        return AgnoOutcome(True, result=run.result(text, value))
+        return AgentOutcome(True, result=run.result(text, value))
 
-    def _stopped(self, run: _Run, reason: str) -> AgnoOutcome:
+    def _stopped(self, run: _Run, reason: str) -> AgentOutcome:
         run.sink.log(LogStream.SYSTEM, f"agno agent stopped: {reason}\n")
-        return AgnoOutcome(False, result=run.result(None), error=f"agno agent stopped: {reason}")
+        return AgentOutcome(False, result=run.result(None), error=f"agno agent stopped: {reason}")
 
     def _tools(self, run: _Run) -> list[AgnoTool]:
         from faena.adapters.agno_agent import AgnoTool
