@@ -364,6 +364,8 @@ def build_runtime(  # noqa: PLR0915 - the composition root: one line per service
             ),
         )
         orchestrator.on_runnable(pool.wake)
+        if settings.start_on_submit:
+            orchestrator.set_starter(pool)
         completer.set_on_runnable(pool.wake)
         reaper.set_on_runnable(pool.wake)
         runtime.executor = executor

@@ -39,6 +39,7 @@ class Settings:
     db_breaker_reset_s: float = 2.0  # how long an open breaker fails fast before probing
     claim_batch: int = 500
     claim_poll_s: float = 1.0  # the pool's fallback claim when nothing woke it (NOTIFY, submits)
+    start_on_submit: bool = True  # an idle local pool takes submitted jobs in the submit's commit
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     cpu_workers: int | None = None

@@ -122,10 +122,10 @@ async def test_output_is_stored_before_the_outcome(faena_: InMemoryFaena) -> Non
 
 async def test_a_job_whose_lease_expires_is_run_again() -> None:
     async with InMemoryFaena(registry=registry, workers=1) as f:
-        job = await f.submit("add", {"a": 1, "b": 1}, max_attempts=2)
         pool = f.runtime.pool
         assert pool is not None
         await pool.stop(grace_s=0)  # this pool goes away; a "dead worker" claims the job
+        job = await f.submit("add", {"a": 1, "b": 1}, max_attempts=2)
         store = f.runtime.store
         now = f.runtime.orchestrator.clock.now()
         [claimed] = await store.claim(ClaimParams(worker_id="dead", limit=1, lease_s=0.01, now=now))

@@ -182,6 +182,19 @@ class Job:
             parent_id=spec.parent_id,
         )
 
+    def started(self, worker_id: str, now: float, lease_s: float) -> Job:
+        """This job claimed by ``worker_id`` at ``now``: its next attempt, leased for
+        ``lease_s`` (what every store's claim does to a row)."""
+        return replace(
+            self,
+            state=JobState.RUNNING,
+            attempts=self.attempts + 1,
+            worker_id=worker_id,
+            started_at=now,
+            lease_expires_at=now + lease_s,
+            run_at=None,
+        )
+
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES

@@ -6,19 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from faena.domain.events import Event
-from faena.domain.jobs import Job, JobState
+from faena.domain.jobs import Job, JobSpec, JobState, labels_match
 from faena.domain.logs import LogStream
 from faena.domain.retry import after_failure
 from faena.domain.secrets import SecretError
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock, Jitter, system_jitter
 from faena.ports.executor import Executor, OutcomeLike
-from faena.ports.store import ClaimParams, Completion, ExtendLeasesParams, JobStore, LeaseRef
+from faena.ports.store import (
+    ClaimParams,
+    Completion,
+    ExtendLeasesParams,
+    JobStore,
+    LeaseRef,
+    StartNow,
+)
 from faena.ports.telemetry import NULL_OBSERVER, JobObserver
 from faena.services.breaker import log_store_error
 from faena.services.completions import Completer
@@ -84,6 +92,8 @@ class LocalPool:
         self._idle = asyncio.Event()
         self._idle.set()
         self._next_due: float | None = None
+        self._waiting_for_work = False  # the last claim found less than it had room for
+        self._reserved = 0  # slots promised to submits in flight (reserve_starts)
         self._observer: JobObserver = NULL_OBSERVER
         self._secrets: SecretService | None = None
 
@@ -117,6 +127,11 @@ class LocalPool:
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def waiting_for_work(self) -> bool:
+        """The last claim found fewer runnable jobs than it had room for; none since."""
+        return self._waiting_for_work
+
     async def wait_idle(self) -> None:
         """Until no job runs here (including jobs being stopped after a cancel)."""
         await self._idle.wait()
@@ -149,7 +164,7 @@ class LocalPool:
     async def _claim_loop(self) -> None:
         cfg = self.config
         while not self._stopping:
-            free = cfg.concurrency - len(self._running)
+            free = cfg.concurrency - len(self._running) - self._reserved
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -194,7 +209,12 @@ class LocalPool:
         timeout = self.config.poll_s
         if self._next_due is not None:
             timeout = min(timeout, self._next_due - now)
-        if await self._sleep_or_wake(timeout) or self._next_due is not None:
+        self._waiting_for_work = True
+        try:
+            woken = await self._sleep_or_wake(timeout)
+        finally:
+            self._waiting_for_work = False
+        if woken or self._next_due is not None:
             return
         try:
             next_at = await self._store.next_run_at()
@@ -211,10 +231,62 @@ class LocalPool:
                 return True
         return False
 
-    def _start(self, jobs: list[Job]) -> None:
+    # -- submitted straight to a free slot ----------------------------------------------
+
+    def reserve_starts(
+        self, specs: Sequence[JobSpec], ids: Sequence[str], now: float
+    ) -> StartNow | None:
+        """The jobs of a submit about to be stored that this pool takes at once, written
+        already claimed in the submit's own transaction: one commit instead of a submit, a
+        wake-up and a claim. Only while the claim loop waits for work (its last claim found
+        fewer runnable jobs than it had room for, so none waits ahead of these) and only jobs
+        a claim here would take now: a kind this executor runs, a queue and labels this pool
+        serves, no delay and no concurrency key (those are counted by the claim). The slots
+        stay promised until :meth:`settle_starts`."""
+        if not self._waiting_for_work or self._stopping:
+            return None
+        free = self.config.concurrency - len(self._running) - self._reserved
+        if free <= 0:
+            return None
+        kinds = self._executor.kinds()
+        queues, labels = self.config.queues, self.config.labels
+        picked: list[str] = []
+        for job_id, spec in zip(ids, specs, strict=True):
+            if (
+                spec.concurrency_key is None
+                and (spec.run_at is None or spec.run_at <= now)
+                and (kinds is None or spec.kind in kinds)
+                and (queues is None or spec.queue in queues)
+                and labels_match(spec.labels, labels)
+            ):
+                picked.append(job_id)
+                if len(picked) == free:
+                    break
+        if not picked:
+            return None
+        self._reserved += len(picked)
+        return StartNow(self.config.worker_id, self.config.lease_s, frozenset(picked))
+
+    def settle_starts(self, start: StartNow, jobs: Sequence[Job]) -> None:
+        """The submit ``start`` was reserved for is over: run ``jobs``, those it stored
+        started (none when it failed), and free the rest of the promised slots. The submit
+        announces their state itself."""
+        self._reserved -= len(start.ids)
+        if jobs and self._stopping:  # shut down meanwhile: hand them back to the queue
+            for job in jobs:
+                self._completer.add(
+                    Completion(job_id=job.id, attempt=job.attempts, state=JobState.QUEUED)
+                )
+        elif jobs:
+            self._start(list(jobs), announce=False)
+        if len(jobs) < len(start.ids):
+            self._slot_freed.set()
+
+    def _start(self, jobs: list[Job], *, announce: bool = True) -> None:
         loop = asyncio.get_running_loop()
         now = self._clock.now()
-        self._bus.publish([state_event(job, now) for job in jobs])
+        if announce:
+            self._bus.publish([state_event(job, now) for job in jobs])
         self._observer.started(jobs, now)
         self._idle.clear()
         for job in jobs:

@@ -7,13 +7,13 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from faena.domain.auth import Principal, require_jobs_allowed
 from faena.domain.errors import NotFound, ValidationError
 from faena.domain.events import Event
 from faena.domain.ids import new_ids
-from faena.domain.jobs import DEFAULT_QUEUE, MAX_DELAY_S, Job, JobSpec
+from faena.domain.jobs import DEFAULT_QUEUE, MAX_DELAY_S, Job, JobSpec, JobState
 from faena.ports.bus import EventBus
 from faena.ports.clock import Clock
 from faena.ports.store import (
@@ -23,6 +23,7 @@ from faena.ports.store import (
     ListParams,
     ReadLogsParams,
     RetryParams,
+    StartNow,
     Stats,
     StoredLogChunk,
     SubmitParams,
@@ -79,6 +80,16 @@ def state_event(job: Job, ts: float) -> Event:
     )
 
 
+class JobStarter(Protocol):
+    """A local worker that takes submitted jobs at once when it has free slots (the pool)."""
+
+    def reserve_starts(
+        self, specs: Sequence[JobSpec], ids: Sequence[str], now: float
+    ) -> StartNow | None: ...
+
+    def settle_starts(self, start: StartNow, jobs: Sequence[Job]) -> None: ...
+
+
 @dataclass(slots=True)
 class _PendingSubmit:
     specs: list[JobSpec]
@@ -93,6 +104,7 @@ class Orchestrator:
         self.clock = clock
         self.catalog = catalog
         self._wake_hooks: list[Callable[[], None]] = []
+        self._starter: JobStarter | None = None
         self.observer: JobObserver = NULL_OBSERVER
         # The latest progress of running jobs (the log writer's board; set by the root).
         self.progress: ProgressBoard | None = None
@@ -114,6 +126,10 @@ class Orchestrator:
     async def explain_placement(self, job: Job) -> str | None:
         explain = getattr(self, "_explain", None)
         return None if explain is None else await explain(job)
+
+    def set_starter(self, starter: JobStarter) -> None:
+        """Offer each submit's jobs to ``starter`` first: those it takes are stored running."""
+        self._starter = starter
 
     def on_runnable(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` whenever new work may be claimable (a submit, a retry)."""
@@ -204,9 +220,15 @@ class Orchestrator:
         now = self.clock.now()
         specs = [spec for p in pending for spec in p.specs]
         ids = [job_id for p in pending for job_id in p.ids]
+        starter = self._starter
+        starting = None if starter is None else starter.reserve_starts(specs, ids, now)
         try:
-            submitted = await self.store.submit_many(SubmitParams(specs=specs, ids=ids, now=now))
+            submitted = await self.store.submit_many(
+                SubmitParams(specs=specs, ids=ids, now=now, start=starting)
+            )
         except Exception as e:
+            if starting is not None and starter is not None:
+                starter.settle_starts(starting, [])
             for p in pending:
                 if not p.done.done():
                     p.done.set_exception(e)
@@ -221,7 +243,12 @@ class Orchestrator:
         self.bus.publish([state_event(job, now) for job in created])
         self.observer.submitted(created)
         self.demand.note({job.kind for job in created})
-        self._wake()
+        started: list[Job] = []
+        if starting is not None and starter is not None:
+            started = [j for j in created if j.state is JobState.RUNNING and j.id in starting.ids]
+            starter.settle_starts(starting, started)
+        if len(started) < len(created):
+            self._wake()
 
     # -- reads ----------------------------------------------------------------------------
 

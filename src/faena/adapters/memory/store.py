@@ -212,7 +212,7 @@ class MemoryStore(
             if earlier is not None:
                 out.append(Submitted(self._jobs[earlier].export(), created=False))
                 continue
-            job = Job.from_spec(job_id, spec, params.now)
+            job = params.new_job(job_id, spec)
             self._insert(_Row.of(job, payload))
             out.append(Submitted(job, created=True))
         self._idempotency.update(batch_keys)
@@ -465,6 +465,10 @@ class MemoryStore(
             self._tenant_ids_sorted[row.tenant] = False
         ids.append(row.id)
         self._counts[row.tenant][(row.queue, row.state)] += 1
+        if row.state is JobState.RUNNING:  # submitted straight to a free local slot
+            self._running.add(row.id)
+            if row.concurrency_key is not None:
+                self._running_by_key[(row.tenant, row.concurrency_key)] += 1
         self._after_move(row)
 
     def _move(self, row: _Row, state: JobState) -> None:

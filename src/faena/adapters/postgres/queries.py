@@ -38,17 +38,19 @@ INSERT_JOBS = """
 INSERT INTO jobs (id, tenant, kind, queue, state, payload, priority, labels, max_attempts,
                   attempts, created_at, run_at, timeout_s, idempotency_key, concurrency_key,
                   concurrency_limit, backoff_s, backoff_max_s, traceparent, resources,
-                  parent_id)
+                  parent_id, worker_id, started_at, lease_expires_at)
 SELECT id, tenant, kind, queue, state, payload::jsonb, priority, labels::jsonb, max_attempts,
-       0, $17, run_at, timeout_s, idempotency_key, concurrency_key,
-       concurrency_limit, backoff_s, backoff_max_s, traceparent, resources::jsonb, parent_id
+       attempts, $17, run_at, timeout_s, idempotency_key, concurrency_key,
+       concurrency_limit, backoff_s, backoff_max_s, traceparent, resources::jsonb, parent_id,
+       worker_id, started_at, lease_expires_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::int[], $8::text[], $9::int[], $10::float8[], $11::float8[], $12::text[],
             $13::text[], $14::int[], $15::float8[], $16::float8[], $18::text[], $19::text[],
-            $20::text[])
+            $20::text[], $21::int[], $22::text[], $23::float8[], $24::float8[])
      AS u(id, tenant, kind, queue, state, payload, priority, labels, max_attempts, run_at,
           timeout_s, idempotency_key, concurrency_key, concurrency_limit, backoff_s,
-          backoff_max_s, traceparent, resources, parent_id)
+          backoff_max_s, traceparent, resources, parent_id, attempts, worker_id, started_at,
+          lease_expires_at)
 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id"""
 

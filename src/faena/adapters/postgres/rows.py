@@ -140,7 +140,7 @@ def submit_resources(jobs: Sequence[Job]) -> list[str | None]:
 
 
 def insert_jobs_args(jobs: Sequence[Job], now: float) -> tuple[Any, ...]:
-    """Every parameter of ``queries.INSERT_JOBS`` ($1..$20), in order: use this rather than
+    """Every parameter of ``queries.INSERT_JOBS`` ($1..$24), in order: use this rather than
     the pieces, so a new column reaches every caller."""
     return (
         *submit_columns(jobs),
@@ -148,6 +148,18 @@ def insert_jobs_args(jobs: Sequence[Job], now: float) -> tuple[Any, ...]:
         submit_traceparents(jobs),
         submit_resources(jobs),
         submit_parents(jobs),
+        *submit_claims(jobs),
+    )
+
+
+def submit_claims(jobs: Sequence[Job]) -> tuple[list[Any], ...]:
+    """``$21..$24`` of ``queries.INSERT_JOBS``: attempts, worker, start and lease of a job
+    submitted straight to a free local slot (``StartNow``); 0 and NULLs otherwise."""
+    return (
+        [j.attempts for j in jobs],
+        [j.worker_id for j in jobs],
+        [j.started_at for j in jobs],
+        [j.lease_expires_at for j in jobs],
     )
 
 

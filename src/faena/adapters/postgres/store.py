@@ -187,7 +187,7 @@ class PostgresStore(
         specs, ids, now = params.specs, params.ids, params.now
         if len(specs) != len(ids):
             raise ValidationError("submit needs exactly one id per job spec")
-        jobs = [Job.from_spec(job_id, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
+        jobs = [params.new_job(job_id, spec) for job_id, spec in zip(ids, specs, strict=True)]
         fresh, same_as = _first_of_each_key(jobs)
         if not fresh:
             return []

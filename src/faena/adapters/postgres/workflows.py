@@ -16,13 +16,7 @@ import orjson
 
 from faena.adapters import workflow_rows
 from faena.adapters.postgres import queries as q
-from faena.adapters.postgres.rows import (
-    row_to_job,
-    submit_columns,
-    submit_parents,
-    submit_resources,
-    submit_traceparents,
-)
+from faena.adapters.postgres.rows import insert_jobs_args, row_to_job
 from faena.domain.errors import Conflict, NotFound
 from faena.domain.ids import new_id
 from faena.domain.jobs import Job, JobState
@@ -710,12 +704,7 @@ async def _insert_step_jobs(
     inserted = {
         r[0]
         for r in await conn.fetch(
-            q.INSERT_JOBS,
-            *submit_columns(fresh),
-            now,
-            submit_traceparents(fresh),
-            submit_resources(fresh),
-            submit_parents(fresh),
+            q.INSERT_JOBS, *insert_jobs_args(fresh, now)
         )
     }
     existing: dict[tuple[str, str | None], Job] = {}

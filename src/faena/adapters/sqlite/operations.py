@@ -68,7 +68,7 @@ def submit_many(conn: sqlite3.Connection, params: SubmitParams) -> list[Submitte
     plain: list[tuple[Any, ...]] = []
     keyed: list[tuple[int, tuple[Any, ...]]] = []
     for job_id, spec in zip(params.ids, params.specs, strict=True):
-        job = Job.from_spec(job_id, spec, params.now)
+        job = params.new_job(job_id, spec)
         row = job_row(job, dump_optional_json(spec.payload, "payload"))
         if spec.idempotency_key is None:
             plain.append(row)

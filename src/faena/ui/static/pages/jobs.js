@@ -69,8 +69,9 @@ Faena.page(async () => {
     const tr = rows.get(ev.job_id);
     if (tr) {
       tr.querySelector(".state").replaceChildren(badge(ev.data.state));
-    } else if (!cursor && ev.data.state === "queued") {
-      document.getElementById("fresh").hidden = false; // never reshuffle the page under the reader
+    } else if (!cursor && (ev.data.state === "queued" || (ev.data.state === "running" && ev.data.attempts === 1))) {
+      // A new job: queued, or taken at once by an idle pool. Never reshuffle the page under the reader.
+      document.getElementById("fresh").hidden = false;
     }
   });
 });
