@@ -65,6 +65,7 @@ NOTIFY_CHANNEL = "faena_jobs"  # every change is NOTIFY'd here (migration 0003),
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PROMOTE_BATCH = 1000  # due scheduled jobs moved to queued per claim
 _CLAIM_ROUNDS = 8  # extra candidate fetches when concurrency keys turn candidates away
+_FEW_COMPLETIONS = 16  # batches up to this size complete by primary key (queries.COMPLETE_FEW_JOBS)
 _COMPLETION_STATES = TRANSITIONS[JobState.RUNNING]
 _STATE_NAMES = tuple(s.value for s in JobState)
 
@@ -270,7 +271,8 @@ class PostgresStore(
             [c.run_at for c in completions],
         )
         async with self._connection("completing jobs") as conn:
-            rows = await conn.fetch(q.COMPLETE_JOBS, *columns, params.now)
+            query = q.COMPLETE_FEW_JOBS if len(completions) <= _FEW_COMPLETIONS else q.COMPLETE_JOBS
+            rows = await conn.fetch(query, *columns, params.now)
         by_id = {r[0]: row_to_job(r) for r in rows}
         order = dict.fromkeys(c.job_id for c in params.completions)
         return [by_id[job_id] for job_id in order if job_id in by_id]
