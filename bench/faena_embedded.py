@@ -148,14 +148,16 @@ class FaenaServer:
         database_url: str | None = None,
         command: str = "up",
         cpus: str | None = None,
+        home: str | None = None,
+        key: str | None = None,
     ) -> None:
         self.args = args or []
         self.extra_env = env or {}
         self.database_url = database_url
         self.command = command
         self.cpus = cpus
-        self.key = "fk_bench_" + secrets.token_hex(16)
-        self.home = tempfile.mkdtemp(prefix="bench-faena-")
+        self.key = key or "fk_bench_" + secrets.token_hex(16)
+        self.home = home or tempfile.mkdtemp(prefix="bench-faena-")
         self.log_path = os.path.join(self.home, "server.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -425,6 +427,84 @@ class RawHttp:
 # --------------------------------------------------------------------------- throughput
 
 
+async def _prefill(database_url: str, opts: argparse.Namespace) -> float:
+    """``--prefill``: the N jobs written with faena's own bulk enqueue (its store's
+    ``submit_many``, 5,000 a transaction) before anything runs, untimed, as the peers enqueue
+    with their libraries' bulk calls; the seconds it took."""
+    from faena.bootstrap import open_store
+    from faena.config import Settings
+    from faena.domain.ids import new_ids
+    from faena.domain.jobs import JobSpec
+    from faena.ports.store import SubmitParams
+
+    store = open_store(Settings(database_url=database_url))
+    await store.open()
+    try:
+        t0 = time.perf_counter()
+        left = opts.jobs
+        while left > 0:
+            k = min(5_000, left)
+            specs = [JobSpec(kind="noop")] * k
+            await store.submit_many(SubmitParams(specs, new_ids(k), time.time()))
+            left -= k
+        return time.perf_counter() - t0
+    finally:
+        await store.close()
+
+
+async def _drain(server: FaenaServer, opts: argparse.Namespace, enqueue_s: float) -> dict[str, Any]:
+    """``--prefill``: the peers' clock. ``server`` (``faena up``, just spawned on the filled
+    database) is timed from its spawn until ``GET /v1/stats`` says every job succeeded."""
+    n = opts.jobs
+    t0 = server.spawned_at
+    server.wait_ready()
+    profiler = Profiler(server.pid, opts.profile)
+    meter = CpuMeter(server.pid)
+    t_first: float | None = None
+    done_first = 0
+    polls = 0
+    async with _client(server.url, server.key, 1) as client:
+        try:
+            while True:
+                r = await client.get("/v1/stats")
+                now = time.perf_counter()
+                polls += 1
+                by_state = r.json()["by_state"]
+                done = by_state.get("succeeded", 0)
+                if by_state.get("failed") or by_state.get("cancelled"):
+                    raise RuntimeError(f"jobs did not succeed: {by_state}")
+                if t_first is None and done > 0:
+                    t_first, done_first = now, done
+                if done >= n:
+                    t_end = now
+                    break
+                if now > t0 + opts.timeout:
+                    raise TimeoutError(f"only {done}/{n} jobs succeeded within {opts.timeout} s")
+                if polls % 50 == 0:
+                    server.check_alive()
+                await asyncio.sleep(STATS_POLL_S)
+            cpu = meter.read()
+        finally:
+            profiler.stop()
+    mem_end = server.memory()
+    assert t_first is not None
+    seconds = t_end - t0
+    steady = (n - done_first) / (t_end - t_first) if t_end > t_first else math.nan
+    return {
+        "jobs": n,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(n / seconds, 1),
+        "enqueue_s": round(enqueue_s, 4),
+        "enqueue_jobs_per_s": round(n / enqueue_s, 1),
+        "startup_s": round(t_first - t0, 4),
+        "steady_jobs_per_s": round(steady, 1),
+        "stats_polls": polls,
+        **cpu,
+        "rss_end_mb": mem_end["rss_mb"],
+        "rss_peak_mb": mem_end["hwm_mb"],
+    }
+
+
 async def _throughput(server: FaenaServer, opts: argparse.Namespace) -> dict[str, Any]:
     n, size = opts.jobs, opts.batch
     body = json.dumps([{"kind": "noop"} for _ in range(size)]).encode()
@@ -603,6 +683,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     tp.add_argument("--batch", type=int, default=500, help="jobs per POST /v1/jobs/batch")
     tp.add_argument("--submitters", type=int, default=4, help="concurrent batch submitters")
     tp.add_argument("--timeout", type=float, default=300.0, help="bound on the run (s)")
+    tp.add_argument(
+        "--prefill",
+        action="store_true",
+        help="the peers' clock: submit every job to a `faena server` without a pool first "
+        "(untimed), then time a fresh `faena up` from its spawn until all succeeded",
+    )
     lt = sub.add_parser("latency", help="open-loop load of R single jobs/s for S seconds")
     lt.add_argument("--rate", type=float, default=200.0)
     lt.add_argument("--seconds", type=float, default=10.0)
@@ -633,6 +719,31 @@ def faena_version() -> str:
     return version("faena")
 
 
+def _measure(
+    opts: argparse.Namespace,
+    args: list[str],
+    database_url: str | None,
+    out_dir: str,
+    servers: list[FaenaServer],
+) -> dict[str, Any]:
+    """Start the server(s) the scenario needs (listed in ``servers``) and measure."""
+    env = {OUT_DIR_ENV: out_dir}
+    if opts.scenario == "throughput" and opts.prefill:
+        server = FaenaServer(args=args, env=env, database_url=database_url, cpus=opts.cpus)
+        servers.append(server)
+        url = database_url or f"sqlite:///{server.home}/.faena/faena.db"  # where `up` looks
+        enqueue_s = asyncio.run(_prefill(url, opts))
+        server.spawn()
+        server.wait_announced()
+        return asyncio.run(_drain(server, opts, enqueue_s))
+    server = FaenaServer(args=args, env=env, database_url=database_url, cpus=opts.cpus)
+    servers.append(server)
+    server.start()
+    if opts.scenario == "throughput":
+        return asyncio.run(_throughput(server, opts))
+    return asyncio.run(_latency(server, opts, out_dir))
+
+
 def run(
     system: str,
     argv: list[str] | None = None,
@@ -648,7 +759,7 @@ def run(
 
     signal.signal(signal.SIGTERM, on_term)
     head: dict[str, Any] = {"system": system, "scenario": opts.scenario}
-    server: FaenaServer | None = None
+    servers: list[FaenaServer] = []  # stopped and removed at the end, whatever happened
     out_dir = tempfile.mkdtemp(prefix=f"bench-{system}-out-")
     try:
         head["version"] = faena_version()
@@ -674,7 +785,12 @@ def run(
             head["config"].update(
                 batch=opts.batch,
                 submitters=opts.submitters,
-                timed="first submit -> GET /v1/stats says all succeeded (includes submission)",
+                timed=(
+                    "`faena up` spawn -> GET /v1/stats says all succeeded (jobs submitted "
+                    "before, untimed, like the peers)"
+                    if opts.prefill
+                    else "first submit -> GET /v1/stats says all succeeded (includes submission)"
+                ),
             )
         else:
             head["config"].update(
@@ -682,14 +798,7 @@ def run(
                 open_loop=f"one task per job, up to {opts.connections} keep-alive connections",
             )
         head["machine"] = wait_quiet()
-        server = FaenaServer(
-            args=args, env={OUT_DIR_ENV: out_dir}, database_url=database_url, cpus=opts.cpus
-        )
-        server.start()
-        if opts.scenario == "throughput":
-            body = asyncio.run(_throughput(server, opts))
-        else:
-            body = asyncio.run(_latency(server, opts, out_dir))
+        body = _measure(opts, args, database_url, out_dir, servers)
     except BaseException as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
@@ -698,7 +807,7 @@ def run(
         print(json.dumps(head), flush=True)
         return 1
     finally:
-        if server is not None:
+        for server in servers:
             server.cleanup()
         shutil.rmtree(out_dir, ignore_errors=True)
     first = {"system": system, "scenario": opts.scenario}

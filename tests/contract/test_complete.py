@@ -127,3 +127,30 @@ async def test_times_come_back_as_floats_even_when_whole(store: JobStore) -> Non
     (done,) = await complete(store, job, JobState.SUCCEEDED, now=NOW + 1)
     for value in (done.created_at, done.started_at, done.finished_at):
         assert type(value) is float
+
+
+@pytest.mark.parametrize("size", [3, 40])
+async def test_a_batch_of_any_size_records_each_outcome_of_its_attempt(
+    store: JobStore, size: int
+) -> None:
+    """A few completions and a batch (PostgreSQL plans them apart) apply the same way: each
+    to its running attempt, the stale ones dropped, every other job left as it was."""
+    for i in range(size + 2):
+        await submit_one(store, payload=i)
+    running = await claim(store, size + 2)
+    done, stale, untouched = running[:size], running[size], running[size + 1]
+    batch = [Completion(j.id, 1, JobState.SUCCEEDED, result=j.payload) for j in done]
+    batch.append(Completion(stale.id, 2, JobState.FAILED, error="stale"))
+    applied = await store.complete_many(CompleteParams(batch, NOW + 1))
+    assert sorted(j.id for j in applied) == sorted(j.id for j in done)
+    for job in done:
+        stored = await store.get("default", job.id)
+        assert stored is not None
+        assert (stored.state, stored.result, stored.finished_at) == (
+            JobState.SUCCEEDED,
+            job.payload,
+            NOW + 1,
+        )
+    for job in (stale, untouched):
+        stored = await store.get("default", job.id)
+        assert stored is not None and stored.state is JobState.RUNNING
