@@ -57,6 +57,7 @@ from bench.faena_embedded import (
     FaenaServer,
     bench_lock,
     faena_version,
+    read_http_response,
     wait_quiet,
 )
 from bench.peers._common import percentile
@@ -136,18 +137,7 @@ class BareServer:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = None
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        lname = name.strip().lower()
-        if lname == b"content-length":
-            length = int(value)
-        elif lname == b"transfer-encoding":
-            raise RuntimeError("chunked responses are not supported by this load generator")
-    if length:
-        await reader.readexactly(length)
+    status, _ = await read_http_response(reader)
     return status
 
 

@@ -362,6 +362,22 @@ def _client(url: str, key: str, connections: int) -> Any:
     )
 
 
+async def read_http_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 answer off a keep-alive stream: its status and its Content-Length body
+    (what faena and uvicorn send; a chunked answer is refused)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname == b"content-length":
+            length = int(value)
+        elif lname == b"transfer-encoding":
+            raise RuntimeError("chunked answers are not read by this client")
+    return status, await reader.readexactly(length) if length else b""
+
+
 class RawHttp:
     """Keep-alive HTTP/1.1 POSTs on asyncio streams, for the latency scenario's open loop.
 
@@ -401,20 +417,9 @@ class RawHttp:
             b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
             % (path.encode(), self.head, len(body), body)
         )
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = None
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-            elif name.lower() == b"transfer-encoding":
-                raise RuntimeError("RawHttp reads Content-Length bodies only")
-        if length is None:
-            raise RuntimeError(f"no Content-Length in the answer: {head[:200]!r}")
-        data = await reader.readexactly(length)
+        answer = await read_http_response(reader)
         self.idle.put_nowait((reader, writer))
-        return status, data
+        return answer
 
     async def close(self) -> None:
         for writer in self.all:
