@@ -432,6 +432,60 @@ class RawHttp:
 # --------------------------------------------------------------------------- throughput
 
 
+async def _until_all_succeeded(
+    client: Any,
+    server: FaenaServer,
+    n: int,
+    *,
+    deadline: float,
+    timeout: float,
+    each_poll: Callable[[], None] = lambda: None,
+) -> tuple[float, int, float, int]:
+    """Poll ``GET /v1/stats`` every 20 ms until ``n`` jobs succeeded (any failed or cancelled
+    job is an error; so is ``deadline``). ``each_poll`` runs before every poll. Returns when
+    the first job was seen done, how many were done then, when all were, and the polls made."""
+    t_first: float | None = None
+    done_first = polls = 0
+    while True:
+        each_poll()
+        r = await client.get("/v1/stats")
+        now = time.perf_counter()
+        polls += 1
+        by_state = r.json()["by_state"]
+        done = by_state.get("succeeded", 0)
+        if by_state.get("failed") or by_state.get("cancelled"):
+            raise RuntimeError(f"jobs did not succeed: {by_state}")
+        if t_first is None and done > 0:
+            t_first, done_first = now, done
+        if done >= n:
+            assert t_first is not None
+            return t_first, done_first, now, polls
+        if now > deadline:
+            raise TimeoutError(f"only {done}/{n} jobs succeeded within {timeout} s")
+        if polls % 50 == 0:
+            server.check_alive()
+        await asyncio.sleep(STATS_POLL_S)
+
+
+def _rates(
+    n: int, t0: float, drained: tuple[float, int, float, int], enqueue_s: float
+) -> dict[str, Any]:
+    """The throughput figures every system reports (``bench/peers/_common.py``), from the
+    clock's start ``t0`` and what :func:`_until_all_succeeded` returned."""
+    t_first, done_first, t_end, _ = drained
+    seconds = t_end - t0
+    steady = (n - done_first) / (t_end - t_first) if t_end > t_first else math.nan
+    return {
+        "jobs": n,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(n / seconds, 1),
+        "enqueue_s": round(enqueue_s, 4),
+        "enqueue_jobs_per_s": round(n / enqueue_s, 1),
+        "startup_s": round(t_first - t0, 4),
+        "steady_jobs_per_s": round(steady, 1),
+    }
+
+
 async def _prefill(database_url: str, opts: argparse.Namespace) -> float:
     """``--prefill``: the N jobs written with faena's own bulk enqueue (its store's
     ``submit_many``, 5,000 a transaction) before anything runs, untimed, as the peers enqueue
@@ -465,45 +519,18 @@ async def _drain(server: FaenaServer, opts: argparse.Namespace, enqueue_s: float
     server.wait_ready()
     profiler = Profiler(server.pid, opts.profile)
     meter = CpuMeter(server.pid)
-    t_first: float | None = None
-    done_first = 0
-    polls = 0
     async with _client(server.url, server.key, 1) as client:
         try:
-            while True:
-                r = await client.get("/v1/stats")
-                now = time.perf_counter()
-                polls += 1
-                by_state = r.json()["by_state"]
-                done = by_state.get("succeeded", 0)
-                if by_state.get("failed") or by_state.get("cancelled"):
-                    raise RuntimeError(f"jobs did not succeed: {by_state}")
-                if t_first is None and done > 0:
-                    t_first, done_first = now, done
-                if done >= n:
-                    t_end = now
-                    break
-                if now > t0 + opts.timeout:
-                    raise TimeoutError(f"only {done}/{n} jobs succeeded within {opts.timeout} s")
-                if polls % 50 == 0:
-                    server.check_alive()
-                await asyncio.sleep(STATS_POLL_S)
+            drained = await _until_all_succeeded(
+                client, server, n, deadline=t0 + opts.timeout, timeout=opts.timeout
+            )
             cpu = meter.read()
         finally:
             profiler.stop()
     mem_end = server.memory()
-    assert t_first is not None
-    seconds = t_end - t0
-    steady = (n - done_first) / (t_end - t_first) if t_end > t_first else math.nan
     return {
-        "jobs": n,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(n / seconds, 1),
-        "enqueue_s": round(enqueue_s, 4),
-        "enqueue_jobs_per_s": round(n / enqueue_s, 1),
-        "startup_s": round(t_first - t0, 4),
-        "steady_jobs_per_s": round(steady, 1),
-        "stats_polls": polls,
+        **_rates(n, t0, drained, enqueue_s),
+        "stats_polls": drained[3],
         **cpu,
         "rss_end_mb": mem_end["rss_mb"],
         "rss_peak_mb": mem_end["hwm_mb"],
@@ -537,32 +564,22 @@ async def _throughput(server: FaenaServer, opts: argparse.Namespace) -> dict[str
         try:
             submitters = [asyncio.create_task(submitter()) for _ in range(opts.submitters)]
             t_submitted: float | None = None
-            t_first: float | None = None
-            done_first = 0
-            deadline = t0 + opts.timeout
-            polls = 0
-            while True:
+
+            def note_submitted() -> None:
+                nonlocal t_submitted
                 if t_submitted is None and all(s.done() for s in submitters):
                     for s in submitters:
                         s.result()  # raise a submit failure
                     t_submitted = time.perf_counter()
-                r = await client.get("/v1/stats")
-                now = time.perf_counter()
-                polls += 1
-                by_state = r.json()["by_state"]
-                done = by_state.get("succeeded", 0)
-                if by_state.get("failed") or by_state.get("cancelled"):
-                    raise RuntimeError(f"jobs did not succeed: {by_state}")
-                if t_first is None and done > 0:
-                    t_first, done_first = now, done
-                if done >= n:
-                    t_end = now
-                    break
-                if now > deadline:
-                    raise TimeoutError(f"only {done}/{n} jobs succeeded within {opts.timeout} s")
-                if polls % 50 == 0:
-                    server.check_alive()
-                await asyncio.sleep(STATS_POLL_S)
+
+            drained = await _until_all_succeeded(
+                client,
+                server,
+                n,
+                deadline=t0 + opts.timeout,
+                timeout=opts.timeout,
+                each_poll=note_submitted,
+            )
             if t_submitted is None:
                 await asyncio.gather(*submitters)
                 t_submitted = time.perf_counter()
@@ -570,23 +587,13 @@ async def _throughput(server: FaenaServer, opts: argparse.Namespace) -> dict[str
         finally:
             profiler.stop()
     mem_end = server.memory()
-    seconds = t_end - t0
-    enqueue_s = t_submitted - t0
-    assert t_first is not None
-    steady = (n - done_first) / (t_end - t_first) if t_end > t_first else math.nan
     submit_ms.sort()
     return {
-        "jobs": n,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(n / seconds, 1),
-        "enqueue_s": round(enqueue_s, 4),
-        "enqueue_jobs_per_s": round(n / enqueue_s, 1),
-        "startup_s": round(t_first - t0, 4),
-        "steady_jobs_per_s": round(steady, 1),
-        "settle_s": round(max(0.0, t_end - t_submitted), 4),
+        **_rates(n, t0, drained, t_submitted - t0),
+        "settle_s": round(max(0.0, drained[2] - t_submitted), 4),
         "batch_submit_p50_ms": round(percentile(submit_ms, 50), 2),
         "batch_submit_max_ms": round(submit_ms[-1], 2),
-        "stats_polls": polls,
+        "stats_polls": drained[3],
         **cpu,
         "rss_idle_mb": mem_idle["rss_mb"],
         "rss_end_mb": mem_end["rss_mb"],

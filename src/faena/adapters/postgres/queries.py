@@ -116,7 +116,7 @@ FROM unnest($1::text[], $2::int[]) AS l(id, attempt)
 WHERE j.id = l.id AND j.state = 'running' AND j.attempts = l.attempt AND j.worker_id = $3
 RETURNING j.id"""
 
-COMPLETE_JOBS = f"""
+_COMPLETE = f"""
 UPDATE jobs j
 SET state = c.state,
     result = c.result::jsonb,
@@ -127,32 +127,21 @@ SET state = c.state,
     lease_expires_at = NULL
 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
      AS c(id, attempt, state, result, error, run_at)
-WHERE j.id = c.id AND j.attempts = c.attempt
+WHERE {{by}}j.id = c.id AND j.attempts = c.attempt
   -- "(SELECT 'running')" is a plan-time unknown on purpose: with a literal, stale statistics
   -- (no running jobs) make the planner drive the join from the partial index of running jobs
   -- and rescan the whole batch per running job; this way it always goes by primary key.
   AND j.state = (SELECT 'running')
 RETURNING {_J}"""
 
+COMPLETE_JOBS = _COMPLETE.format(by="")
+
 # A completion or a few (a pool at a steady trickle): the same, each row found by primary key
-# through "id = ANY". Only for a few rows: the join is then a nested loop comparing every
-# completion with every row found, quadratic for a batch of hundreds.
-COMPLETE_FEW_JOBS = f"""
-UPDATE jobs j
-SET state = c.state,
-    result = c.result::jsonb,
-    error = c.error,
-    finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'cancelled')
-                       THEN $7::float8 ELSE NULL END,
-    run_at = CASE WHEN c.state = 'scheduled' THEN c.run_at ELSE NULL END,
-    lease_expires_at = NULL
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
-     AS c(id, attempt, state, result, error, run_at)
-WHERE j.id = ANY($1::text[]) AND j.id = c.id AND j.attempts = c.attempt
-  -- By primary key whatever the statistics say: on a small table the join alone is planned
-  -- as a sequential scan (0.6 ms for one row of 2,000, against 0.08 ms by key).
-  AND j.state = (SELECT 'running')
-RETURNING {_J}"""
+# through "id = ANY" whatever the statistics say: on a small table the join alone is planned
+# as a sequential scan (0.6 ms for one row of 2,000, against 0.08 ms by key). Only for a few
+# rows: the join is then a nested loop comparing every completion with every row found,
+# quadratic for a batch of hundreds.
+COMPLETE_FEW_JOBS = _COMPLETE.format(by="j.id = ANY($1::text[]) AND ")
 
 EXPIRE_LEASES = f"""
 WITH expired AS (
